@@ -6,6 +6,7 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 
 from safety_heads.ablation import Ablation, ablated, ablation_hooks, heads_mask
 from safety_heads.datasets import BUNDLED_DATASETS, load_prompts
+from safety_heads.forward import Generation, generate, next_token_logprobs
 from safety_heads.heads import Head, parse_head, parse_heads
 from safety_heads.models import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
 from safety_heads.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
@@ -16,6 +17,7 @@ __all__ = [
     "BUNDLED_DATASETS",
     "BUNDLED_MODELS",
     "ChatModel",
+    "Generation",
     "Head",
     "ModelLoadError",
     "QUERY_TEMPLATE",
@@ -25,9 +27,11 @@ __all__ = [
     "ablation_hooks",
     "encode_prompts",
     "format_prompt",
+    "generate",
     "heads_mask",
     "load_model",
     "load_prompts",
+    "next_token_logprobs",
     "parse_head",
     "parse_heads",
     "touched_parameters",

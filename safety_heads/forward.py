@@ -18,7 +18,7 @@ from torch import Tensor
 from safety_heads.ablation import Ablation, ablated
 from safety_heads.prompts import TokenBatch
 
-__all__ = ["next_token_logprobs", "generate_tokens", "Generation"]
+__all__ = ["next_token_logprobs", "generate", "Generation"]
 
 
 @torch.no_grad()
@@ -51,7 +51,7 @@ def _cut_at_eos(row: Sequence[int], eos: int | None) -> tuple[int, ...]:
 
 
 @torch.no_grad()
-def generate_tokens(
+def generate(
     model: Any,
     batch: TokenBatch,
     ablation: Ablation | None = None,

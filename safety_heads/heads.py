@@ -8,7 +8,7 @@ A head is a ``(layer, head)`` pair, both 0-based. Zhou et al. write head 26 of l
 
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Union
 
@@ -37,7 +37,7 @@ class Head:
         return {"layer": self.layer, "head": self.head}
 
 
-HeadLike = Union[Head, str, tuple[int, int]]
+HeadLike = Union[Head, str, Sequence[int], Mapping[str, int]]
 
 
 def parse_head(value: HeadLike) -> Head:
@@ -55,7 +55,7 @@ def parse_head(value: HeadLike) -> Head:
         return Head(numbers[0], numbers[1])
     if isinstance(value, (tuple, list)) and len(value) == 2:
         return Head(int(value[0]), int(value[1]))
-    if isinstance(value, dict) and {"layer", "head"} <= value.keys():
+    if isinstance(value, Mapping) and {"layer", "head"} <= value.keys():
         return Head(int(value["layer"]), int(value["head"]))
     raise TypeError(
         f"Cannot read a head from {value!r} ({type(value).__name__}): pass a Head, "

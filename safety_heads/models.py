@@ -39,7 +39,6 @@ from urllib.parse import urlparse
 import torch
 
 from safety_heads.prompts import (
-    Template,
     TokenBatch,
     encode_prompts,
     format_prompt,
@@ -110,7 +109,7 @@ class ChatModel:
     def dtype(self) -> torch.dtype:
         return next(self.hf_model.parameters()).dtype
 
-    def format(self, query: str, template: Template = "chat", system: str | None = None) -> str:
+    def format(self, query: str, template: str = "chat", system: str | None = None) -> str:
         """The prompt text for ``query`` in one of the formats of :mod:`safety_heads.prompts`."""
         return format_prompt(
             query,
@@ -123,7 +122,7 @@ class ChatModel:
     def encode(
         self,
         queries: Sequence[str],
-        template: Template = "chat",
+        template: str = "chat",
         system: str | None = None,
     ) -> TokenBatch:
         """Format and tokenize queries into a left-padded batch on the model's device."""

@@ -83,7 +83,7 @@ def resolve_chat_format(tokenizer, requested: str = "auto", model_name: str = ""
 def format_prompt(
     query: str,
     *,
-    template: Template = "chat",
+    template: str = "chat",
     tokenizer=None,
     chat_format: str = "tokenizer",
     system: str | None = None,

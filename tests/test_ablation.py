@@ -9,7 +9,7 @@ import torch
 from conftest import HARMFUL
 
 from safety_heads import Ablation, ablate_weights, ablated, touched_parameters
-from safety_heads.forward import _cut_at_eos, generate_tokens, next_token_logprobs
+from safety_heads.forward import _cut_at_eos, generate, next_token_logprobs
 from safety_heads.heads import Head
 
 TOL = 1e-4
@@ -151,7 +151,7 @@ def test_ablating_a_layer_leaves_earlier_layers_alone(tiny, batch):
 @pytest.mark.parametrize("kind", ["undifferentiated", "scale", "mean"])
 def test_greedy_generation_under_ablation_equals_edited_weights(tiny, batch, kind):
     ablation = Ablation.of(HEADS, kind)
-    hooked = generate_tokens(tiny.model, batch, ablation, max_new_tokens=8)
+    hooked = generate(tiny.model, batch, ablation, max_new_tokens=8)
     edited = ablate_weights(tiny.pristine, ablation)
     with torch.no_grad():
         out = edited.generate(
@@ -165,21 +165,21 @@ def test_greedy_generation_under_ablation_equals_edited_weights(tiny, batch, kin
     eos = tiny.model.tokenizer.eos_token_id
     expected = [_cut_at_eos(row, eos) for row in out[:, batch.input_ids.shape[1] :].tolist()]
     assert list(hooked.tokens) == expected
-    unablated = generate_tokens(tiny.model, batch, None, max_new_tokens=8)
+    unablated = generate(tiny.model, batch, None, max_new_tokens=8)
     assert hooked.tokens != unablated.tokens
 
 
 def test_batched_generation_equals_one_by_one(tiny, batch):
     ablation = Ablation.of(HEADS)
-    together = generate_tokens(tiny.model, batch, ablation, max_new_tokens=6)
+    together = generate(tiny.model, batch, ablation, max_new_tokens=6)
     for row, query in enumerate(HARMFUL):
-        alone = generate_tokens(tiny.model, tiny.model.encode([query]), ablation, max_new_tokens=6)
+        alone = generate(tiny.model, tiny.model.encode([query]), ablation, max_new_tokens=6)
         assert alone.tokens[0] == together.tokens[row]
 
 
 def test_seeded_sampling_is_reproducible(tiny, batch):
-    first = generate_tokens(tiny.model, batch, None, max_new_tokens=6, do_sample=True, top_k=5, seed=3)
-    again = generate_tokens(tiny.model, batch, None, max_new_tokens=6, do_sample=True, top_k=5, seed=3)
+    first = generate(tiny.model, batch, None, max_new_tokens=6, do_sample=True, top_k=5, seed=3)
+    again = generate(tiny.model, batch, None, max_new_tokens=6, do_sample=True, top_k=5, seed=3)
     assert first == again
 
 
