@@ -1,0 +1,114 @@
+"""Result files that double as checkpoints, so long runs survive a crash or a kill.
+
+A long run (Ships over every head, a Sahara search, generating hundreds of answers) writes
+its output JSON file as it goes. While it runs the file holds
+
+``{"kind": ..., "settings": {...}, "complete": false, "progress": {...}}``
+
+where ``progress`` maps finished units of work (a layer, a search step, a batch of
+prompts) to their results. Each write goes to a temporary file that is then renamed over
+the old one, so a kill at any moment leaves either the previous or the new state, never a
+torn file. Re-running with the same settings picks up ``progress`` and skips the finished
+units; the finished run replaces the file with the full result (``"complete": true``).
+Re-running with other settings into the same file is refused: the error names the
+settings that differ.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Checkpoint", "CheckpointMismatch", "write_json_atomic"]
+
+
+class CheckpointMismatch(FileExistsError):
+    """The output file belongs to a run with other settings."""
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, indent=1)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _normalise(value: Any) -> Any:
+    """A value as it reads back from JSON (tuples become lists, and so on)."""
+    return json.loads(json.dumps(value))
+
+
+@dataclass
+class Checkpoint:
+    """The checkpoint of one run: ``path`` (or None: keep nothing), its kind and settings."""
+
+    path: Path | None
+    kind: str
+    settings: dict[str, Any]
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path) if self.path is not None else None
+        self.settings = _normalise(self.settings)
+
+    def resume(self) -> dict[str, Any]:
+        """Load earlier progress of the same run; ``{}`` for a new run.
+
+        A completed file of the same run resumes with all its units done, so the run
+        rebuilds its result without recomputing anything.
+        """
+        if self.path is None or not self.path.exists():
+            return self.progress
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError) as error:
+            raise CheckpointMismatch(
+                f"{self.path} exists but is not a readable result file ({error}); move it "
+                "away or choose another output path."
+            ) from error
+        if saved.get("kind") != self.kind or "settings" not in saved:
+            raise CheckpointMismatch(
+                f"{self.path} holds a {saved.get('kind', 'different')!r} result, not a "
+                f"{self.kind!r} run; choose another output path."
+            )
+        if saved["settings"] != self.settings:
+            differing = sorted(
+                key
+                for key in set(saved["settings"]) | set(self.settings)
+                if saved["settings"].get(key) != self.settings.get(key)
+            )
+            raise CheckpointMismatch(
+                f"{self.path} was written by a {self.kind} run with other settings "
+                f"(differing: {', '.join(differing)}). Re-run with the same arguments to "
+                "resume it, or choose another output path (or delete the file) to start anew."
+            )
+        self.progress = _normalise(saved.get("progress", {}))
+        return self.progress
+
+    def save(self, key: str, value: Any) -> None:
+        """Record one finished unit of work and write the file."""
+        self.progress[key] = _normalise(value)
+        if self.path is not None:
+            write_json_atomic(
+                self.path,
+                {"kind": self.kind, "settings": self.settings, "complete": False,
+                 "progress": self.progress},
+            )
+
+    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Write the full result (keeping the progress, so a re-run can rebuild it)."""
+        document = {"kind": self.kind, "settings": self.settings, "complete": True, **result,
+                    "progress": self.progress}
+        if self.path is not None:
+            write_json_atomic(self.path, document)
+        return document
