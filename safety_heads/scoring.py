@@ -1,0 +1,170 @@
+"""Shared machinery of Ships and Sahara: settings, prompt groups, per-layer ablated passes,
+score maps and their JSON form."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, get_args
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from safety_heads.ablation import AblationKind, UniformVia
+from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
+from safety_heads.suffix import PromptGroup, cache_group, prompt_groups, row_chunks, suffix_hidden
+
+__all__ = ["ScoreSettings", "candidate_mask", "map_to_json", "map_from_json", "ranked"]
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How heads are ablated while scoring, and how the work is batched.
+
+    ``max_batch_tokens`` bounds one pass (rows x prompt width); ``max_group_prompts``
+    bounds how many prompts share one residual cache. Neither changes the scores beyond
+    float rounding; both trade memory for speed.
+    """
+
+    kind: str = "undifferentiated"
+    epsilon: float = 1e-5
+    via: str = "query"
+    max_batch_tokens: int = 4096
+    max_group_prompts: int = 64
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(AblationKind):
+            raise ValueError(f"kind={self.kind!r} is not one of {get_args(AblationKind)}.")
+        if self.via not in get_args(UniformVia):
+            raise ValueError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
+        if not math.isfinite(self.epsilon) or self.epsilon <= 0:
+            raise ValueError(f"epsilon must be a finite number > 0, got {self.epsilon!r}.")
+        for name in ("max_batch_tokens", "max_group_prompts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+
+    def provenance(self) -> dict[str, Any]:
+        """The settings that change results (batching does not)."""
+        return {"ablation": self.kind, "epsilon": self.epsilon, "via": self.via}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def candidate_mask(model: Any, heads: Sequence[HeadLike] | str | None) -> Bool[Tensor, "n_layers n_heads"]:
+    """Which heads to score: all of them (``None``) or the given subset."""
+    if heads is None:
+        return torch.ones(model.n_layers, model.n_heads, dtype=torch.bool)
+    chosen = parse_heads(heads)
+    if not chosen:
+        raise ValueError("The subset of heads to score is empty; pass None to score all heads.")
+    check_heads(chosen, model.n_layers, model.n_heads)
+    mask = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
+    for head in chosen:
+        mask[head.layer, head.head] = True
+    return mask
+
+
+def build_groups(
+    model: Any, texts: Sequence[str], fixed: Bool[Tensor, "n_layers n_heads"], settings: ScoreSettings
+) -> list[PromptGroup]:
+    """Length-sorted prompt groups with residuals cached under the ``fixed`` ablation."""
+    return [
+        cache_group(model, index, batch, fixed, settings.kind, settings.epsilon, settings.via)
+        for index, batch in prompt_groups(model.tokenizer, texts, settings.max_group_prompts)
+    ]
+
+
+def group_hidden(groups: Sequence[PromptGroup]) -> Float[Tensor, "prompts d_model"]:
+    """The groups' cached last-position hidden states, in the caller's prompt order."""
+    n = sum(len(g.index) for g in groups)
+    first = groups[0].hidden
+    out = torch.empty(n, first.shape[-1], dtype=first.dtype, device=first.device)
+    for group in groups:
+        out[group.index.to(first.device)] = group.hidden
+    return out
+
+
+def layer_hidden(
+    model: Any,
+    groups: Sequence[PromptGroup],
+    layer: int,
+    heads: Sequence[int],
+    fixed: Bool[Tensor, "n_layers n_heads"],
+    settings: ScoreSettings,
+) -> Float[Tensor, "heads prompts d_model"]:
+    """Last-position hidden states of every prompt with each of ``heads`` (of ``layer``)
+    ablated on top of ``fixed``, computed on layer suffixes in batched passes."""
+    n_prompts = sum(len(g.index) for g in groups)
+    out: Tensor | None = None
+    head_ids = torch.tensor(list(heads))
+    for group in groups:
+        size = len(group.index)
+        # Row r ablates heads[r // size] for prompt r % size of this group.
+        slot_of_row = torch.arange(len(heads)).repeat_interleave(size)
+        prompt_of_row = torch.arange(size).repeat(len(heads))
+        width = group.batch.input_ids.shape[1]
+        for part in row_chunks(len(slot_of_row), width, settings.max_batch_tokens):
+            n_rows = part.stop - part.start
+            mask = fixed.expand(n_rows, -1, -1).clone()
+            mask[torch.arange(n_rows), layer, head_ids[slot_of_row[part]]] = True
+            hidden = suffix_hidden(
+                model, group, layer, prompt_of_row[part], mask,
+                settings.kind, settings.epsilon, settings.via,
+            )
+            if out is None:
+                out = hidden.new_empty(len(heads), n_prompts, hidden.shape[-1])
+            targets = group.index[prompt_of_row[part]].to(hidden.device)
+            out[slot_of_row[part].to(hidden.device), targets] = hidden
+    assert out is not None
+    return out
+
+
+def map_to_json(scores: Tensor | None) -> list[list[float | None]] | None:
+    """A score tensor as nested lists, unscored (NaN) entries as ``null``."""
+    if scores is None:
+        return None
+    values = scores.double().tolist()
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return None if math.isnan(value) else value
+
+    return clean(values)
+
+
+def map_from_json(values: Any) -> Tensor | None:
+    if values is None:
+        return None
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return math.nan if value is None else value
+
+    return torch.tensor(clean(values), dtype=torch.float64)
+
+
+def ranked(scores: Float[Tensor, "n_layers n_heads"], limit: int | None = None) -> list[dict[str, Any]]:
+    """Heads sorted by score, highest first, as ``{layer, head, score}`` (NaN skipped)."""
+    flat = scores.double().flatten()
+    order = torch.argsort(torch.nan_to_num(flat, nan=-math.inf), descending=True, stable=True)
+    n_heads = scores.shape[1]
+    out = []
+    for index in order.tolist():
+        if math.isnan(flat[index]):
+            continue
+        out.append({"layer": index // n_heads, "head": index % n_heads, "score": float(flat[index])})
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def heads_in(mask: Bool[Tensor, "n_layers n_heads"]) -> list[Head]:
+    """The heads marked True in a ``[n_layers, n_heads]`` mask, in layer-major order."""
+    return [Head(int(layer), int(head)) for layer, head in mask.nonzero().tolist()]
+
+
+def top_heads(scores: Float[Tensor, "n_layers n_heads"], n: int) -> list[Head]:
+    return [Head(e["layer"], e["head"]) for e in ranked(scores, n)]
