@@ -120,7 +120,7 @@ def layer_hidden(
     return out
 
 
-def map_to_json(scores: Tensor | None) -> list[list[float | None]] | None:
+def map_to_json(scores: Tensor | None) -> list | None:
     """A score tensor as nested lists, unscored (NaN) entries as ``null``."""
     if scores is None:
         return None
