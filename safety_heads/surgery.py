@@ -8,7 +8,8 @@ Each ablation of :mod:`safety_heads.ablation` has an exact weight-space twin:
 * Mean: replace the head's query rows (and bias slice) by their mean over the layer's heads.
 
 The edits are pure functions from a weight matrix to a new matrix; :func:`ablate_weights`
-applies them to a deep copy and returns it, leaving the caller's model untouched.
+applies them to a deep copy and returns it, leaving the caller's model untouched
+(``in_place=True`` edits a model loaded for export instead of copying it).
 """
 
 
@@ -75,12 +76,16 @@ def decoder_layers(hf_model: Any) -> Any:
 
 
 @torch.no_grad()
-def ablate_weights(hf_model: Any, ablation: Ablation) -> Any:
-    """A deep copy of ``hf_model`` with ``ablation`` baked into its attention weights."""
+def ablate_weights(hf_model: Any, ablation: Ablation, *, in_place: bool = False) -> Any:
+    """A deep copy of ``hf_model`` with ``ablation`` baked into its attention weights.
+
+    ``in_place=True`` edits ``hf_model`` itself and returns it, so that exporting a large
+    model needs no second copy; use it only on a model loaded for that purpose.
+    """
     config = hf_model.config
     n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
     check_heads(ablation.heads, n_layers, n_heads)
-    edited = copy.deepcopy(hf_model)
+    edited = hf_model if in_place else copy.deepcopy(hf_model)
     layers = decoder_layers(edited)
     by_layer: dict[int, list[int]] = {}
     for head in ablation.heads:

@@ -1,0 +1,140 @@
+"""``evaluate`` and ``export``: does ablating heads break refusal, and the ablated weights.
+
+``evaluate`` generates answers with ``--heads`` ablated, judges them (the paper's keyword
+judge, or ``--classifier``) and writes the attack success rate with its 95% Clopper-Pearson
+interval and every response to ``--out``; the file is written after every batch and a
+re-run with the same arguments resumes it. ``--curve`` evaluates the first 0, 1, ..., k
+heads of ``--heads`` in order (a Sahara order). ``export`` writes a Hugging Face checkpoint
+with the ablation baked into the weights.
+"""
+
+import argparse
+from pathlib import Path
+
+from safety_heads.cli.common import (
+    Runner,
+    add_ablation_options,
+    add_model_options,
+    add_prompt_options,
+    load_from_args,
+    print_json,
+    prompts_from_args,
+)
+
+PAPER_TOP_K = 5
+
+
+def register(subparsers) -> dict[str, Runner]:
+    evaluate = subparsers.add_parser(
+        "evaluate", help="generate answers with heads ablated, judge them, report the ASR"
+    )
+    add_model_options(evaluate)
+    add_prompt_options(evaluate)
+    add_ablation_options(evaluate)
+    evaluate.add_argument(
+        "--heads", default="", help="heads to ablate, e.g. 2.26,5.1 (layer.head, 0-based; "
+        "default: none, the model as it is)"
+    )
+    evaluate.add_argument(
+        "--curve", action="store_true",
+        help="evaluate the first 0, 1, ..., k of --heads in order (ASR vs number of heads)",
+    )
+    evaluate.add_argument(
+        "--max-new-tokens", type=int, default=128, help="answer length cap (default: %(default)s)"
+    )
+    evaluate.add_argument(
+        "--batch-size", type=int, default=8,
+        help="prompts per generation batch (default: %(default)s)",
+    )
+    evaluate.add_argument(
+        "--sample", action="store_true", help="top-k sampling seeded by --seed instead of greedy"
+    )
+    evaluate.add_argument(
+        "--top-k", type=int, default=None,
+        help=f"with --sample: sample from the K likeliest tokens (default: {PAPER_TOP_K}, "
+        "the paper's)",
+    )
+    evaluate.add_argument(
+        "--classifier", default=None, metavar="MODEL",
+        help="judge with a safety classifier (hub id or folder, e.g. a Llama Guard model) "
+        "instead of the keyword judge",
+    )
+    evaluate.add_argument(
+        "--classifier-template", default=None, metavar="FILE",
+        help="text file with the classifier's prompt, holding {prompt} and {response} "
+        "(default: the classifier's chat template)",
+    )
+    evaluate.add_argument(
+        "--out", required=True, help="result JSON, written as it goes; re-run to resume"
+    )
+
+    export = subparsers.add_parser(
+        "export", help="write a Hugging Face checkpoint with heads ablated in its weights"
+    )
+    add_model_options(export)
+    add_ablation_options(export)
+    export.add_argument("--heads", required=True, help="heads to ablate, e.g. 2.26,5.1")
+    export.add_argument("--out", required=True, help="folder to write the checkpoint to")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists and is not empty"
+    )
+    return {"evaluate": run_evaluate, "export": run_export}
+
+
+def _judge_from_args(args: argparse.Namespace):
+    from safety_heads.judges import ClassifierJudge, KeywordJudge
+
+    if args.classifier is None:
+        if args.classifier_template is not None:
+            raise ValueError("--classifier-template needs --classifier MODEL.")
+        return KeywordJudge()
+    template = "chat"
+    if args.classifier_template is not None:
+        template = Path(args.classifier_template).read_text()
+    return ClassifierJudge(args.classifier, template=template, dtype=args.dtype,
+                           device=args.device)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from safety_heads.ablation import Ablation
+    from safety_heads.evaluation import GenerationConfig, asr_curve, evaluate_asr
+
+    if args.top_k is not None and not args.sample:
+        raise ValueError(f"--top-k {args.top_k} only applies with --sample (greedy otherwise).")
+    config = GenerationConfig(
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.sample,
+        top_k=(args.top_k or PAPER_TOP_K) if args.sample else None,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        template=args.template,
+        system=args.system,
+    )
+    ablation = Ablation.of(args.heads, args.ablation, args.epsilon)
+    if args.curve and not ablation.heads:
+        raise ValueError("--curve needs --heads: the order of heads to ablate one by one.")
+    judge = _judge_from_args(args)
+    prompts = prompts_from_args(args)
+    model = load_from_args(args)
+    if args.curve:
+        curve = asr_curve(model, prompts, ablation, judge=judge, config=config, out=args.out)
+        summary = {key: curve.to_dict()[key] for key in ("order", "asr", "asr_ci", "n")}
+    else:
+        result = evaluate_asr(model, prompts, ablation, judge=judge, config=config, out=args.out)
+        summary = {key: result.to_dict()[key] for key in ("heads", "asr", "asr_ci", "n")}
+    print_json({**summary, "judge": judge.name, "out": str(args.out)})
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from safety_heads.ablation import Ablation
+    from safety_heads.export import check_export_target, export_ablated
+
+    ablation = Ablation.of(args.heads, args.ablation, args.epsilon)
+    if not ablation.heads:
+        raise ValueError("--heads names no heads; pass e.g. --heads 2.26,5.1.")
+    check_export_target(Path(args.out), args.overwrite)  # before the slow model load
+    model = load_from_args(args)
+    report = export_ablated(model, ablation, args.out, overwrite=args.overwrite)
+    print_json(report.to_dict())
+    return 0

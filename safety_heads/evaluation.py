@@ -1,0 +1,567 @@
+"""Does ablating heads break refusal? Generation, attack success rate, side effects.
+
+Zhou et al. turn head scores into evidence by generating answers to harmful prompts with
+the heads ablated and counting the answers that are not refusals: the attack success rate
+(ASR). This module does that for any :class:`~safety_heads.ablation.Ablation`:
+
+* :func:`generate_responses`: batched, left-padded generation (KV cache on), greedy by
+  default or top-k sampling with a seed (the paper: k = 5), up to ``max_new_tokens`` (128),
+  stopping at EOS. Each batch draws its sampling seed from ``(seed, batch index)``, so a run
+  resumed half-way samples exactly what an uninterrupted run samples.
+* :func:`evaluate_asr`: ASR of a model on a prompt set with no heads or a head set ablated,
+  with an exact Clopper-Pearson interval (:func:`success_rate`); the judge is pluggable
+  (:mod:`safety_heads.judges`).
+* :func:`asr_curve`: ASR with the first 0, 1, ..., k heads of an order ablated (a Sahara
+  order): the paper's "ASR vs number of ablated heads".
+* :func:`side_effects`: what the ablation costs on harmless prompts: the over-refusal rate
+  (share of answers with an explicit refusal phrase) and the KL divergence
+  ``KL(p_base || p_ablated)`` of the next-token distribution at the last prompt position.
+* :func:`zero_shot_utility`: a thin bridge to EleutherAI's ``lm-eval`` for the paper's
+  zero-shot utility tasks, run on an un-hooked copy with the ablation baked into the
+  weights. Optional (``pip install lm-eval``) and not exercised offline beyond its wiring.
+
+Generation-heavy runs take ``out=path``: the result file is written after every batch
+(:class:`~safety_heads.checkpoint.Checkpoint`), a re-run with the same settings skips the
+finished batches, and a re-run with other settings into the same file is refused.
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens.utilities.statistics import success_rate_ci
+
+from safety_heads.ablation import Ablation
+from safety_heads.checkpoint import Checkpoint
+from safety_heads.forward import generate, next_token_logprobs
+from safety_heads.heads import Head, check_heads
+from safety_heads.judges import (
+    EXPLICIT_REFUSAL_PHRASES,
+    Judge,
+    KeywordJudge,
+    Verdict,
+    as_judge,
+    check_verdicts,
+)
+from safety_heads.prompts import Template, TokenBatch
+
+__all__ = [
+    "GenerationConfig",
+    "Rate",
+    "Response",
+    "AsrResult",
+    "AsrCurve",
+    "SideEffects",
+    "success_rate",
+    "generate_responses",
+    "evaluate_asr",
+    "asr_curve",
+    "next_token_kl",
+    "side_effects",
+    "zero_shot_utility",
+    "UTILITY_TASKS",
+]
+
+logger = logging.getLogger(__name__)
+
+UTILITY_TASKS = ("boolq", "rte", "winogrande", "arc_challenge", "openbookqa")
+"""The zero-shot tasks of the paper's utility study, as ``lm-eval`` names them."""
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How answers are generated. Greedy unless ``do_sample``; then ``top_k`` (the paper
+    uses 5; None samples from the full distribution) and ``seed`` apply."""
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    top_k: int | None = None
+    seed: int = 0
+    batch_size: int = 8
+    template: str = "chat"  # a prompts.Template, checked on construction
+    system: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GenerationConfig.{name} must be an int >= 1, got {value!r}.")
+        if self.top_k is not None and not self.do_sample:
+            raise ValueError(
+                f"top_k={self.top_k} only applies to sampling: pass do_sample=True (the "
+                "paper samples with top_k=5), or leave top_k out for greedy decoding."
+            )
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1 or None, got {self.top_k}.")
+        if self.template not in get_args(Template):
+            raise ValueError(
+                f"template={self.template!r} is not one of {get_args(Template)} (chat: the "
+                "model's chat format; query: the paper's '## Query:' template; direct: bare)."
+            )
+
+    def settings(self) -> dict[str, Any]:
+        """What changes the generated text (greedy runs ignore ``top_k`` and ``seed``)."""
+        settings = asdict(self)
+        if not self.do_sample:
+            settings.pop("top_k")
+            settings.pop("seed")
+        return settings
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``count`` of ``n`` with an exact Clopper-Pearson interval ``[low, high]``."""
+
+    count: int
+    n: int
+    low: float
+    high: float
+    confidence: float = 0.95
+
+    @property
+    def value(self) -> float:
+        return self.count / self.n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rate": self.value, "ci": [self.low, self.high], "count": self.count,
+                "n": self.n, "confidence": self.confidence}
+
+
+def success_rate(outcomes: Sequence[bool], confidence: float = 0.95) -> Rate:
+    """Share of True outcomes with its exact (Clopper-Pearson) confidence interval.
+
+    Uses ``transformer_lens.utilities.statistics.success_rate_ci``, which solves the
+    binomial tails exactly: 0 of 10 gives [0, 0.3085], 5 of 10 gives [0.1871, 0.8129].
+    """
+    outcomes = list(outcomes)
+    if not outcomes:
+        raise ValueError("success_rate needs at least one outcome; got none.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    interval = success_rate_ci([bool(o) for o in outcomes], confidence=confidence)
+    return Rate(interval.n_successes, interval.n_trials, interval.ci_low, interval.ci_high,
+                confidence)
+
+
+@dataclass(frozen=True)
+class Response:
+    """One prompt (the bare query), the model's answer, and the judge's verdict."""
+
+    prompt: str
+    response: str
+    verdict: Verdict
+
+    @property
+    def attack_success(self) -> bool:
+        return self.verdict.attack_success
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "response": self.response, **self.verdict.to_dict()}
+
+
+def _ablation_dict(ablation: Ablation | None) -> dict[str, Any]:
+    if ablation is None:
+        return {"heads": [], "kind": None, "epsilon": None, "via": None}
+    return {"heads": [str(h) for h in ablation.heads], "kind": ablation.kind,
+            "epsilon": ablation.epsilon, "via": ablation.via}
+
+
+@dataclass(frozen=True)
+class AsrResult:
+    """ASR of one model under one ablation (``None``: no heads ablated) on one prompt set.
+
+    ``settings`` holds everything that shaped the result (model, prompts digest, generation
+    settings, judge); ``responses`` every prompt, answer and verdict.
+    """
+
+    ablation: Ablation | None
+    asr: Rate
+    responses: tuple[Response, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def heads(self) -> tuple[Head, ...]:
+        return () if self.ablation is None else self.ablation.heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asr": self.asr.value,
+            "asr_ci": [self.asr.low, self.asr.high],
+            "n": self.asr.n,
+            "successes": self.asr.count,
+            "confidence": self.asr.confidence,
+            "heads": [str(h) for h in self.heads],
+            "ablation": _ablation_dict(self.ablation),
+            "responses": [r.to_dict() for r in self.responses],
+        }
+
+
+@dataclass(frozen=True)
+class AsrCurve:
+    """ASR with the first 0, 1, ..., k heads of ``ablation.heads`` ablated, in that order.
+
+    ``points[i]`` is the :class:`AsrResult` with the first ``i`` heads ablated.
+    """
+
+    ablation: Ablation
+    points: tuple[AsrResult, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order": [str(h) for h in self.ablation.heads],
+            "ablation": _ablation_dict(self.ablation),
+            "asr": [p.asr.value for p in self.points],
+            "asr_ci": [[p.asr.low, p.asr.high] for p in self.points],
+            "n": self.points[0].asr.n,
+            "points": [{"n_heads": i, **p.to_dict()} for i, p in enumerate(self.points)],
+        }
+
+
+@dataclass(frozen=True)
+class SideEffects:
+    """What an ablation costs on harmless prompts.
+
+    ``over_refusal``: share of answers the judge calls refusals. ``kl``: per prompt,
+    ``KL(p_base || p_ablated)`` in nats of the next-token distribution at the last prompt
+    position (0 for no ablation).
+    """
+
+    ablation: Ablation | None
+    over_refusal: Rate
+    kl: tuple[float, ...]
+    responses: tuple[Response, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_kl(self) -> float:
+        return sum(self.kl) / len(self.kl)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "heads": [str(h) for h in (self.ablation.heads if self.ablation else ())],
+            "ablation": _ablation_dict(self.ablation),
+            "over_refusal": self.over_refusal.value,
+            "over_refusal_ci": [self.over_refusal.low, self.over_refusal.high],
+            "n": self.over_refusal.n,
+            "mean_kl": self.mean_kl,
+            "kl": list(self.kl),
+            "responses": [r.to_dict() for r in self.responses],
+        }
+
+
+def _check_prompts(prompts: Sequence[str]) -> list[str]:
+    if isinstance(prompts, str):
+        raise TypeError("Pass a list of prompts, not one string: [prompt].")
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("No prompts given; pass at least one (e.g. load_prompts('advbench')).")
+    return prompts
+
+
+def _active(model: Any, ablation: Ablation | None) -> Ablation | None:
+    """``ablation`` checked against the model's shape; None when it ablates nothing."""
+    if ablation is None or not ablation.heads:
+        return None
+    check_heads(ablation.heads, model.n_layers, model.n_heads)
+    return ablation
+
+
+def _batch_seed(seed: int, index: int) -> int:
+    """The sampling seed of batch ``index``: independent streams, stable across processes."""
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _run_settings(
+    model: Any, prompts: Sequence[str], ablation: Ablation | None, config: GenerationConfig,
+    judge: Judge,
+) -> dict[str, Any]:
+    """Everything that changes a run's result, as written into its result file."""
+    digest = hashlib.sha256(json.dumps(list(prompts)).encode()).hexdigest()
+    return {
+        "model": model.name,
+        "source": model.source,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "prompts": {"n": len(prompts), "sha256": digest},
+        "ablation": _ablation_dict(ablation),
+        "generation": config.settings(),
+        "judge": judge.name,
+    }
+
+
+def _checkpoint(out: str | Path | None, kind: str, settings: dict[str, Any]) -> Checkpoint:
+    """The run's checkpoint at ``out`` (None: kept in memory), with earlier progress loaded."""
+    checkpoint = Checkpoint(Path(out) if out is not None else None, kind, settings)
+    checkpoint.resume()
+    return checkpoint
+
+
+def _generate_batch(
+    model: Any, queries: Sequence[str], ablation: Ablation | None, config: GenerationConfig,
+    index: int,
+) -> tuple[TokenBatch, tuple[str, ...]]:
+    batch = model.encode(list(queries), config.template, config.system)
+    generation = generate(
+        model,
+        batch,
+        ablation,
+        max_new_tokens=config.max_new_tokens,
+        do_sample=config.do_sample,
+        top_k=config.top_k,
+        seed=_batch_seed(config.seed, index),
+    )
+    return batch, generation.texts
+
+
+def _batch_kl(
+    model: Any, batch: TokenBatch, ablation: Ablation | None
+) -> Float[Tensor, "batch"]:  # noqa: F821
+    if ablation is None:
+        return torch.zeros(len(batch))
+    base = next_token_logprobs(model, batch)  # [batch, d_vocab], float32
+    changed = next_token_logprobs(model, batch, ablation)
+    return (base.exp() * (base - changed)).sum(-1).cpu()
+
+
+def _run_batches(
+    model: Any,
+    prompts: Sequence[str],
+    ablation: Ablation | None,
+    judge: Judge,
+    config: GenerationConfig,
+    checkpoint: Checkpoint,
+    *,
+    prefix: str = "",
+    with_kl: bool = False,
+    need_refusal: bool = False,
+    progress: bool = True,
+    desc: str = "generating",
+) -> tuple[list[Response], list[float]]:
+    """Generate and judge ``prompts`` batch by batch, saving each batch in ``checkpoint``.
+
+    Batches already in ``checkpoint.progress`` are read back, not generated again.
+    """
+    responses: list[Response] = []
+    kl: list[float] = []
+    starts = range(0, len(prompts), config.batch_size)
+    for index, start in enumerate(tqdm(starts, desc=desc, unit="batch", disable=not progress,
+                                       leave=False)):
+        queries = list(prompts[start : start + config.batch_size])
+        key = f"{prefix}batch-{index}"
+        if key not in checkpoint.progress:
+            batch, texts = _generate_batch(model, queries, ablation, config, index)
+            verdicts = check_verdicts(judge, judge.judge(queries, list(texts)), len(queries))
+            if need_refusal and any(v.refusal is None for v in verdicts):
+                raise ValueError(
+                    f"Judge {judge.name!r} does not say which answers are refusals "
+                    "(Verdict.refusal is None), so it cannot measure over-refusal; use a "
+                    "KeywordJudge or a judge whose verdicts set refusal=True/False."
+                )
+            unit: dict[str, Any] = {"responses": list(texts),
+                                    "verdicts": [v.to_dict() for v in verdicts]}
+            if with_kl:
+                unit["kl"] = _batch_kl(model, batch, ablation).tolist()
+            checkpoint.save(key, unit)
+        unit = checkpoint.progress[key]
+        verdicts = [Verdict.from_dict(v) for v in unit["verdicts"]]
+        responses.extend(map(Response, queries, unit["responses"], verdicts))
+        kl.extend(unit.get("kl", []))
+    return responses, kl
+
+
+def generate_responses(
+    model: Any,
+    prompts: Sequence[str],
+    ablation: Ablation | None = None,
+    config: GenerationConfig | None = None,
+    *,
+    progress: bool = True,
+) -> list[str]:
+    """Answers of ``model`` (a ChatModel) to ``prompts`` under ``ablation``, in order.
+
+    Prompts are formatted with ``config.template`` and generated ``config.batch_size`` at a
+    time; the text stops before EOS.
+    """
+    prompts = _check_prompts(prompts)
+    config = config or GenerationConfig()
+    ablation = _active(model, ablation)
+    texts: list[str] = []
+    starts = range(0, len(prompts), config.batch_size)
+    for index, start in enumerate(tqdm(starts, desc="generating", unit="batch",
+                                       disable=not progress, leave=False)):
+        queries = prompts[start : start + config.batch_size]
+        texts.extend(_generate_batch(model, queries, ablation, config, index)[1])
+    return texts
+
+
+def evaluate_asr(
+    model: Any,
+    prompts: Sequence[str],
+    ablation: Ablation | None = None,
+    *,
+    judge: Any = None,
+    config: GenerationConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> AsrResult:
+    """ASR of ``model`` on ``prompts`` with ``ablation`` (None: the model as it is).
+
+    ``judge``: a judge, a function ``(prompt, response) -> bool``, or None for the paper's
+    keyword judge. ``out``: a JSON file written after every batch and resumed from (see the
+    module docstring); the finished file holds ``asr``, ``asr_ci``, ``n``, ``heads`` and
+    ``responses``.
+    """
+    prompts = _check_prompts(prompts)
+    config = config or GenerationConfig()
+    judge = as_judge(judge)
+    ablation = _active(model, ablation)
+    settings = _run_settings(model, prompts, ablation, config, judge)
+    checkpoint = _checkpoint(out, "evaluate", settings)
+    responses, _ = _run_batches(model, prompts, ablation, judge, config, checkpoint,
+                                progress=progress)
+    rate = success_rate([r.attack_success for r in responses])
+    result = AsrResult(ablation, rate, tuple(responses), checkpoint.settings)
+    checkpoint.finish(result.to_dict())
+    logger.info("ASR %.3f [%.3f, %.3f] on %d prompts, %s.", rate.value, rate.low, rate.high,
+                rate.n, ablation.describe() if ablation else "no ablation")
+    return result
+
+
+def asr_curve(
+    model: Any,
+    prompts: Sequence[str],
+    ablation: Ablation,
+    *,
+    judge: Any = None,
+    config: GenerationConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> AsrCurve:
+    """ASR with the first 0, 1, ..., k heads of ``ablation.heads`` ablated (a Sahara order).
+
+    Each point equals ``evaluate_asr(model, prompts, ablation.with_heads(heads[:i]))``.
+    """
+    prompts = _check_prompts(prompts)
+    config = config or GenerationConfig()
+    judge = as_judge(judge)
+    if _active(model, ablation) is None:
+        raise ValueError("asr_curve needs an ablation with at least one head (the order).")
+    settings = _run_settings(model, prompts, ablation, config, judge)
+    checkpoint = _checkpoint(out, "asr-curve", settings)
+    points = []
+    for count in range(len(ablation.heads) + 1):
+        step = ablation.with_heads(ablation.heads[:count]) if count else None
+        responses, _ = _run_batches(model, prompts, step, judge, config, checkpoint,
+                                    prefix=f"heads-{count}/", progress=progress,
+                                    desc=f"{count} heads")
+        rate = success_rate([r.attack_success for r in responses])
+        points.append(AsrResult(step, rate, tuple(responses), checkpoint.settings))
+        logger.info("%d heads ablated: ASR %.3f [%.3f, %.3f]", count, rate.value, rate.low,
+                    rate.high)
+    curve = AsrCurve(ablation, tuple(points), checkpoint.settings)
+    checkpoint.finish(curve.to_dict())
+    return curve
+
+
+@torch.no_grad()
+def next_token_kl(
+    model: Any,
+    prompts: Sequence[str],
+    ablation: Ablation | None,
+    *,
+    template: str = "chat",
+    system: str | None = None,
+    batch_size: int = 16,
+) -> Float[Tensor, "n_prompts"]:  # noqa: F821
+    """Per prompt, ``KL(p_base || p_ablated)`` (nats, float32) of the next-token
+    distribution at the last prompt position, computed from log-probabilities."""
+    prompts = _check_prompts(prompts)
+    ablation = _active(model, ablation)
+    parts = [
+        _batch_kl(model, model.encode(prompts[start : start + batch_size], template, system),
+                  ablation)
+        for start in range(0, len(prompts), batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def side_effects(
+    model: Any,
+    prompts: Sequence[str],
+    ablation: Ablation | None,
+    *,
+    judge: Any = None,
+    config: GenerationConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> SideEffects:
+    """Over-refusal rate and next-token KL of ``ablation`` on harmless ``prompts``.
+
+    Pass ``load_prompts("harmless", ...)``. The default judge is a :class:`KeywordJudge`
+    with only :data:`~safety_heads.judges.EXPLICIT_REFUSAL_PHRASES` (apologies, stated
+    inability, AI disclaimers): the paper's full list also holds hedges and warnings
+    ("However", "illegal") that benign answers use. A judge must set ``Verdict.refusal``.
+    Resumable through ``out`` like :func:`evaluate_asr`.
+    """
+    prompts = _check_prompts(prompts)
+    config = config or GenerationConfig()
+    judge = as_judge(judge if judge is not None else KeywordJudge(EXPLICIT_REFUSAL_PHRASES))
+    ablation = _active(model, ablation)
+    settings = _run_settings(model, prompts, ablation, config, judge)
+    checkpoint = _checkpoint(out, "side-effects", settings)
+    responses, kl = _run_batches(model, prompts, ablation, judge, config, checkpoint,
+                                 with_kl=True, need_refusal=True, progress=progress)
+    over_refusal = success_rate([bool(r.verdict.refusal) for r in responses])
+    result = SideEffects(ablation, over_refusal, tuple(kl), tuple(responses), checkpoint.settings)
+    checkpoint.finish(result.to_dict())
+    return result
+
+
+def zero_shot_utility(
+    model: Any,
+    ablation: Ablation | None = None,
+    tasks: Sequence[str] = UTILITY_TASKS,
+    *,
+    batch_size: int = 8,
+    limit: int | None = None,
+    device: str | None = None,
+) -> dict[str, dict[str, float]]:
+    """Zero-shot accuracy of the ablated model on ``tasks`` with EleutherAI's ``lm-eval``.
+
+    A thin hook, untested against the real harness (it downloads its data sets): it loads a
+    fresh un-hooked copy of ``model`` from ``model.source``, bakes ``ablation`` into its
+    weights (:func:`safety_heads.export.load_ablated_hf`), and hands it to
+    ``lm_eval.simple_evaluate`` with ``num_fewshot=0``. Returns the numeric metrics per task
+    (``{"boolq": {"acc,none": ...}, ...}``). ``limit`` caps examples per task (for a quick
+    look only). Needs ``pip install "lm-eval[hf]"`` and network access for the data sets.
+    """
+    try:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+    except ImportError as error:
+        raise ImportError(
+            "zero_shot_utility needs EleutherAI's lm-eval harness, which is not installed: "
+            "pip install 'lm-eval[hf]' (its tasks also download their data sets)."
+        ) from error
+    from safety_heads.export import load_ablated_hf
+
+    hf_model = load_ablated_hf(model, _active(model, ablation))
+    hf_model.to(device or model.device)
+    harness_model = HFLM(pretrained=hf_model, tokenizer=model.tokenizer, batch_size=batch_size)
+    output = lm_eval.simple_evaluate(
+        model=harness_model, tasks=list(tasks), num_fewshot=0, limit=limit
+    )
+    return {
+        task: {name: float(value) for name, value in metrics.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        for task, metrics in output["results"].items()
+    }
