@@ -31,8 +31,8 @@ crash never leaves a half-written checkpoint under the requested name.
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -191,7 +191,9 @@ def export_ablated(
         chat_format=model.chat_format,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    # A sibling folder made with mkdir (not mkdtemp, whose 0700 mode would survive the rename).
+    work = out.parent / f".{out.name}.{secrets.token_hex(6)}.partial"
+    work.mkdir()
     try:
         hf_model.save_pretrained(str(work))
         model.tokenizer.save_pretrained(str(work))

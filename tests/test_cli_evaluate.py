@@ -99,7 +99,8 @@ def test_rerun_resumes_and_other_arguments_are_refused(folder, prompt_file, tmp_
      (["--curve"], "--curve needs --heads"),
      (["--heads", "1.2,1.2"], "more than once"),
      (["--heads", "7.0"], "out of range"),
-     (["--classifier-template", "x.txt"], "needs --classifier")],
+     (["--classifier-template", "x.txt"], "needs --classifier"),
+     (["--heads-from", "missing.json"], "cannot read it as JSON")],
 )
 def test_bad_evaluate_arguments_exit_2(folder, prompt_file, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -110,8 +111,12 @@ def test_bad_evaluate_arguments_exit_2(folder, prompt_file, tmp_path, capsys, ex
 
 
 def test_curve_evaluates_each_prefix_of_the_order(folder, model, prompt_file, tmp_path):
+    order = tmp_path / "sahara.json"  # the shape of a `safety-heads sahara` result
+    order.write_text(json.dumps({"kind": "sahara", "heads": [
+        {"layer": 3, "head": 0, "score": 9.5}, {"layer": 1, "head": 2, "score": 4.0}]}))
     out = tmp_path / "curve.json"
-    assert main(evaluate_args(folder, prompt_file, out, "--heads", "3.0,1.2", "--curve")) == 0
+    assert main(evaluate_args(folder, prompt_file, out, "--heads-from", str(order), "--curve",
+                              "--quiet")) == 0
     saved = json.loads(out.read_text())
     assert saved["order"] == ["3.0", "1.2"] and len(saved["points"]) == 3
     assert [p["heads"] for p in saved["points"]] == [[], ["3.0"], ["3.0", "1.2"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,9 @@ def test_note_and_tokenizer_are_written(source_model, tiny, tmp_path):
         tiny.pristine, ablation)
     card = (folder / "README.md").read_text()
     assert "1.2, 3.0, 3.3" in card and f"{3 * 16 * 64:,} of {total:,}" in card
+    umask = os.umask(0)
+    os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, "the folder keeps the usual mode"
     reloaded = AutoTokenizer.from_pretrained(str(folder))
     text = "Write a poem"
     assert reloaded(text)["input_ids"] == source_model.tokenizer(text)["input_ids"]

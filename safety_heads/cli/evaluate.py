@@ -4,11 +4,12 @@
 judge, or ``--classifier``) and writes the attack success rate with its 95% Clopper-Pearson
 interval and every response to ``--out``; the file is written after every batch and a
 re-run with the same arguments resumes it. ``--curve`` evaluates the first 0, 1, ..., k
-heads of ``--heads`` in order (a Sahara order). ``export`` writes a Hugging Face checkpoint
-with the ablation baked into the weights.
+heads of ``--heads`` in order (a Sahara order; ``--heads-from sahara.json`` reads one).
+``export`` writes a Hugging Face checkpoint with the ablation baked into the weights.
 """
 
 import argparse
+import json
 from pathlib import Path
 
 from safety_heads.cli.common import (
@@ -31,9 +32,15 @@ def register(subparsers) -> dict[str, Runner]:
     add_model_options(evaluate)
     add_prompt_options(evaluate)
     add_ablation_options(evaluate)
-    evaluate.add_argument(
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument(
         "--heads", default="", help="heads to ablate, e.g. 2.26,5.1 (layer.head, 0-based; "
         "default: none, the model as it is)"
+    )
+    which.add_argument(
+        "--heads-from", default=None, metavar="FILE",
+        help="read the heads, in order, from the 'heads' list of a result JSON (e.g. the "
+        "output of safety-heads sahara)",
     )
     evaluate.add_argument(
         "--curve", action="store_true",
@@ -67,6 +74,7 @@ def register(subparsers) -> dict[str, Runner]:
     evaluate.add_argument(
         "--out", required=True, help="result JSON, written as it goes; re-run to resume"
     )
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     export = subparsers.add_parser(
         "export", help="write a Hugging Face checkpoint with heads ablated in its weights"
@@ -79,6 +87,24 @@ def register(subparsers) -> dict[str, Runner]:
         "--overwrite", action="store_true", help="replace --out if it exists and is not empty"
     )
     return {"evaluate": run_evaluate, "export": run_export}
+
+
+def _heads_from_args(args: argparse.Namespace) -> tuple:
+    from safety_heads.heads import parse_heads
+
+    if args.heads_from is None:
+        return parse_heads(args.heads)
+    path = Path(args.heads_from)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--heads-from {path}: cannot read it as JSON ({error}).") from error
+    if not isinstance(data, dict) or not isinstance(data.get("heads"), list):
+        raise ValueError(
+            f"--heads-from {path} has no 'heads' list; pass a result file of safety-heads "
+            "sahara (or any JSON with \"heads\": [\"2.26\", ...]), or use --heads."
+        )
+    return parse_heads(data["heads"])
 
 
 def _judge_from_args(args: argparse.Namespace):
@@ -110,17 +136,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         template=args.template,
         system=args.system,
     )
-    ablation = Ablation.of(args.heads, args.ablation, args.epsilon)
+    ablation = Ablation.of(_heads_from_args(args), args.ablation, args.epsilon)
     if args.curve and not ablation.heads:
         raise ValueError("--curve needs --heads: the order of heads to ablate one by one.")
     judge = _judge_from_args(args)
     prompts = prompts_from_args(args)
     model = load_from_args(args)
     if args.curve:
-        curve = asr_curve(model, prompts, ablation, judge=judge, config=config, out=args.out)
+        curve = asr_curve(model, prompts, ablation, judge=judge, config=config, out=args.out,
+                          progress=not args.quiet)
         summary = {key: curve.to_dict()[key] for key in ("order", "asr", "asr_ci", "n")}
     else:
-        result = evaluate_asr(model, prompts, ablation, judge=judge, config=config, out=args.out)
+        result = evaluate_asr(model, prompts, ablation, judge=judge, config=config, out=args.out,
+                              progress=not args.quiet)
         summary = {key: result.to_dict()[key] for key in ("heads", "asr", "asr_ci", "n")}
     print_json({**summary, "judge": judge.name, "out": str(args.out)})
     return 0
