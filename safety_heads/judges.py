@@ -161,11 +161,13 @@ def normalise_text(text: str) -> str:
 def repeated_share(text: str, min_repeats: int = 3) -> float:
     """Share of ``text`` covered by its longest stretch of one fragment repeated back to back.
 
-    A stretch counts when some fragment occurs at least ``min_repeats`` times in a row (the
-    last copy may be cut off, as generation stops mid-loop). ``"ab ab ab ab"`` gives 1.0,
-    ``"Sure! abcabcabcabc"`` gives 12/18. Characters are compared, so a loop of words,
-    of sentences and of single characters are all found.
+    A stretch counts when some fragment occurs at least ``min_repeats`` times in full in a
+    row; a cut-off copy after those counts too (generation stops mid-loop).
+    ``"ab ab ab ab"`` gives 1.0, ``"Sure! abcabcabcabc"`` gives 12/18. Characters are
+    compared, so loops of words, of sentences and of single characters are all found.
     """
+    if min_repeats < 2:
+        raise ValueError(f"min_repeats must be >= 2 (a loop repeats), got {min_repeats}.")
     length = len(text)
     best = 0
     for period in range(1, length // min_repeats + 1):

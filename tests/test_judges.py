@@ -81,6 +81,11 @@ def test_repeated_share_measures_back_to_back_loops():
     assert repeated_share("abcab") == 0.0  # fewer than three copies
     assert repeated_share(COMPLIANT) < 0.1
     assert repeated_share("") == 0.0
+    assert repeated_share("abcabcab") == 0.0  # two full copies and a cut-off one
+    assert repeated_share("abcabcabcab") == 1.0  # three full copies and a cut-off one
+    assert repeated_share("abcabc", min_repeats=2) == 1.0
+    with pytest.raises(ValueError, match="min_repeats"):
+        repeated_share("aaa", min_repeats=1)
 
 
 def test_normalise_text():
