@@ -6,35 +6,94 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 
 from safety_heads.ablation import Ablation, ablated, ablation_hooks, heads_mask
 from safety_heads.datasets import BUNDLED_DATASETS, load_prompts
+from safety_heads.evaluation import (
+    UTILITY_TASKS,
+    AsrCurve,
+    AsrResult,
+    GenerationConfig,
+    Rate,
+    Response,
+    SideEffects,
+    asr_curve,
+    evaluate_asr,
+    generate_responses,
+    next_token_kl,
+    side_effects,
+    success_rate,
+    zero_shot_utility,
+)
+from safety_heads.export import ExportReport, export_ablated, load_ablated_hf
 from safety_heads.forward import Generation, generate, next_token_logprobs
 from safety_heads.heads import Head, parse_head, parse_heads
 from safety_heads.models import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
 from safety_heads.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
+from safety_heads.judges import (
+    EXPLICIT_REFUSAL_PHRASES,
+    REFUSAL_PHRASES,
+    ClassifierJudge,
+    FunctionJudge,
+    Judge,
+    KeywordJudge,
+    Verdict,
+    as_judge,
+)
+from safety_heads.sahara import SaharaResult, generalized_ships, sahara
+from safety_heads.ships import ShipsResult, ships
 from safety_heads.surgery import ablate_weights, touched_parameters
 
 __all__ = [
+    "ablate_weights",
+    "ablated",
     "Ablation",
+    "ablation_hooks",
+    "as_judge",
+    "asr_curve",
+    "AsrCurve",
+    "AsrResult",
     "BUNDLED_DATASETS",
     "BUNDLED_MODELS",
     "ChatModel",
-    "Generation",
-    "Head",
-    "ModelLoadError",
-    "QUERY_TEMPLATE",
-    "TokenBatch",
-    "ablate_weights",
-    "ablated",
-    "ablation_hooks",
+    "ClassifierJudge",
     "encode_prompts",
+    "evaluate_asr",
+    "EXPLICIT_REFUSAL_PHRASES",
+    "export_ablated",
+    "ExportReport",
     "format_prompt",
+    "FunctionJudge",
+    "generalized_ships",
     "generate",
+    "generate_responses",
+    "Generation",
+    "GenerationConfig",
+    "Head",
     "heads_mask",
+    "Judge",
+    "KeywordJudge",
+    "load_ablated_hf",
     "load_model",
     "load_prompts",
+    "ModelLoadError",
+    "next_token_kl",
     "next_token_logprobs",
     "parse_head",
     "parse_heads",
+    "QUERY_TEMPLATE",
+    "Rate",
+    "REFUSAL_PHRASES",
+    "Response",
+    "sahara",
+    "SaharaResult",
+    "ships",
+    "ShipsResult",
+    "side_effects",
+    "SideEffects",
+    "success_rate",
+    "TokenBatch",
     "touched_parameters",
+    "UTILITY_TASKS",
+    "Verdict",
+    "zero_shot_utility",
 ]
 
 __version__ = "0.1.0"

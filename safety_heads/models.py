@@ -29,7 +29,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +38,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from safety_heads.organisms import ORGANISMS
 from safety_heads.prompts import (
     TokenBatch,
     encode_prompts,
@@ -256,22 +257,18 @@ def _dequantise(gguf: Path, folder: Path) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
-def convert_gguf(gguf: Path, target: Path) -> Path:
-    """Dequantise a GGUF file into a float32 ``save_pretrained`` folder at ``target``.
-
-    Reuses ``target`` when it already holds a valid conversion of the same file. Writes to
-    a temporary sibling and renames it into place, so readers never see a partial folder.
-    """
-    source = _gguf_source_key(gguf)
+def cached_folder(target: Path, source: dict[str, Any], build: Callable[[Path], None]) -> Path:
+    """``target``, built by ``build(folder)`` unless it already holds a valid build of
+    ``source``. Builds go to a temporary sibling that is renamed into place, so readers
+    never see a partial folder; an invalid folder is rebuilt."""
     if cache_is_valid(target, source):
         return target
     if target.exists():
-        logger.warning("Cached conversion at %s is incomplete or corrupt; rebuilding it.", target)
+        logger.warning("Cached model at %s is incomplete or corrupt; rebuilding it.", target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("Converting %s to safetensors in %s (once, ~30 s).", gguf.name, target)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        _dequantise(gguf, work)
+        build(work)
         _write_manifest(work, source)
         if target.exists():
             shutil.rmtree(target)
@@ -280,6 +277,46 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantise a GGUF file into a float32 ``save_pretrained`` folder at ``target``
+    (once: a valid earlier conversion of the same file is reused)."""
+
+    def build(folder: Path) -> None:
+        logger.info("Converting %s to safetensors in %s (once, ~30 s).", gguf.name, target)
+        _dequantise(gguf, folder)
+
+    return cached_folder(target, _gguf_source_key(gguf), build)
+
+
+def bundled_base_folder() -> Path:
+    """The bundled base model as a float32 safetensors folder (converted once)."""
+    return convert_gguf(bundled_gguf_path(), cache_dir() / "models" / "smollm2-135m-instruct")
+
+
+def organism_model_folder(name: str) -> Path:
+    """The organism ``name`` merged into a copy of the base, as a cached folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from safety_heads.organisms import WEIGHTS_FILE, apply_organism, organism_folder
+
+    base = bundled_base_folder()
+    weights = organism_folder(name) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelLoadError(
+            f"Organism {name!r} is not built ({weights} is missing); build it with "
+            f"`safety-heads organism build {name}`."
+        )
+    source = {"organism": name, "weights_sha256": _digest(weights), "base": str(base)}
+
+    def build(folder: Path) -> None:
+        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        apply_organism(model, name)
+        model.save_pretrained(str(folder))
+        AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(folder))
+
+    return cached_folder(cache_dir() / "models" / name, source, build)
 
 
 def _looks_like_hub_id(spec: str) -> bool:
@@ -310,7 +347,7 @@ def _hub_cached(repo_id: str) -> str | None:
 
 
 def _offline_hub_error(spec: str) -> ModelLoadError:
-    bundled = ", ".join(sorted(BUNDLED_MODELS))
+    bundled = ", ".join(sorted(BUNDLED_MODELS) + sorted(ORGANISMS))
     return ModelLoadError(
         f"Cannot load {spec!r}: it looks like a Hugging Face hub id, the hub cannot be "
         f"reached from here, and it is not in the local hub cache. Hub models need network "
@@ -359,8 +396,13 @@ def load_model(
     spec = str(spec)
     options = dict(dtype=torch_dtype, device=device, chat_format=chat_format)
     if spec in BUNDLED_MODELS:
-        folder = convert_gguf(bundled_gguf_path(), cache_dir() / "models" / spec)
-        return _load_folder(str(folder), name=spec, info={"bundled": spec}, **options)
+        return _load_folder(str(bundled_base_folder()), name=spec, info={"bundled": spec}, **options)
+    if spec in ORGANISMS:
+        from safety_heads.organisms import read_card
+
+        folder = organism_model_folder(spec)
+        info = {"organism": spec, "card": read_card(spec)}
+        return _load_folder(str(folder), name=spec, info=info, **options)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -382,6 +424,7 @@ def load_model(
             raise _offline_hub_error(spec)
         return _load_folder(cached or spec, name=spec, info={"hub_id": spec}, **options)
     raise ModelLoadError(
-        f"Cannot load {spec!r}: it is not a bundled model ({', '.join(sorted(BUNDLED_MODELS))}), "
+        f"Cannot load {spec!r}: it is not a bundled model "
+        f"({', '.join(sorted(BUNDLED_MODELS) + sorted(ORGANISMS))}), "
         "an existing folder or .gguf file, or a hub id of the form 'org/name'."
     )

