@@ -1,0 +1,409 @@
+"""One self-contained HTML page of results: figures, tables, settings, judged answers.
+
+The page opens from disk with no network: plotly's JavaScript is inlined once, each figure
+is a plotly ``div``, and the results it was built from are embedded as JSON
+(``<script type="application/json" id="safety-heads-data">``), so the numbers travel
+with the page. It is what ``safety-heads report`` and ``safety-heads demo`` write.
+
+A report is a list of :class:`Section` values. :func:`read_item` loads any result file the
+package writes and :func:`sections_for` turns loaded results into sections:
+
+===============  ==========================================================================
+kind             sections
+===============  ==========================================================================
+ships            mean-Ships heatmap (top heads marked), top-k frequency, contrast if any
+sahara           step-1 heatmap (chosen heads marked), score of the chosen head per step
+asr-curve        ASR vs number of ablated heads (all curves of the report in one figure),
+                 the judged answers at every point
+evaluate         ASR with its interval and the judged answers
+side-effects     over-refusal and next-token KL on harmless prompts
+comparison       side-by-side heatmaps, difference, scatter, Spearman and top-k Jaccard
+attention        the chosen heads' patterns on one prompt, base and ablated
+export           where the ablated model was written and what share of it changed
+===============  ==========================================================================
+
+Every section lists the settings that produced it. Building the page is a pure function
+(:func:`report_html` returns the text); :func:`write_report` is the one that writes.
+"""
+
+import html
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from safety_heads.attention import AttentionPatterns
+from safety_heads.compare import MapComparison
+from safety_heads.export import EXPORT_NOTE
+from safety_heads.plots import (
+    asr_curve_figure,
+    attention_figure,
+    comparison_heatmaps,
+    comparison_scatter,
+    result_heatmap,
+    sahara_steps_figure,
+)
+from safety_heads.sahara import SaharaResult
+from safety_heads.ships import ShipsResult
+
+__all__ = [
+    "Section",
+    "ReportItem",
+    "read_item",
+    "sections_for",
+    "report_html",
+    "build_report",
+    "write_report",
+    "REPORT_KINDS",
+]
+
+REPORT_KINDS = ("ships", "sahara", "asr-curve", "evaluate", "side-effects", "comparison",
+                "attention", "export")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of the page: ``figures``, then ``body`` (trusted HTML built by this
+    module, already escaped), and ``data`` embedded as JSON under ``title``."""
+
+    title: str
+    figures: tuple[go.Figure, ...] = ()
+    body: str = ""
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    """One loaded result: its ``kind`` (one of :data:`REPORT_KINDS`), a ``label`` for
+    legends and headings, the ``value`` (a result object or the result's JSON) and the
+    ``source`` file it came from."""
+
+    kind: str
+    label: str
+    value: Any
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in REPORT_KINDS:
+            raise ValueError(f"ReportItem kind {self.kind!r} is not one of {REPORT_KINDS}.")
+
+
+def read_item(path: str | os.PathLike[str], label: str | None = None) -> ReportItem:
+    """Load a result file (or an export folder) written by this package as a report item."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / EXPORT_NOTE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot read it as a JSON result file ({error}).") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not a result object.")
+    kind = "export" if "parameters_touched" in data else data.get("kind")
+    if kind not in REPORT_KINDS:
+        raise ValueError(
+            f"{path} is not a result this report can show (kind {kind!r}); pass files written "
+            f"by safety-heads ships, sahara, evaluate, compare --json or an export folder "
+            f"(kinds: {', '.join(REPORT_KINDS)})."
+        )
+    if kind not in ("comparison", "attention", "export") and not data.get("complete", False):
+        raise ValueError(
+            f"{path} is an unfinished {kind} run (a checkpoint); re-run the command that "
+            "writes it to finish it, then build the report."
+        )
+    value: Any = data
+    if kind == "ships":
+        value = ShipsResult.from_json(data)
+    elif kind == "sahara":
+        value = SaharaResult.from_json(data)
+    elif kind == "comparison":
+        value = MapComparison.from_json(data)
+    elif kind == "attention":
+        value = AttentionPatterns.from_json(data)
+    return ReportItem(kind, label or path.stem, value, str(path))
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return html.escape(json.dumps(value))
+    return html.escape("" if value is None else str(value))
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
+           css: str = "") -> str:
+    if not rows:
+        return "<p><em>nothing to show</em></p>"
+    columns = list(columns or rows[0].keys())
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _settings(settings: Mapping[str, Any]) -> str:
+    """A settings table; long prompt lists are shown as a count and the first prompt."""
+    rows = []
+    for key, value in settings.items():
+        if isinstance(value, list) and key.endswith("prompts"):
+            first = f' (first: "{value[0][:80]}")' if value else ""
+            value = f"{len(value)} prompts{first}"
+        rows.append({"setting": key, "value": value})
+    return ('<details class="settings"><summary>settings that produced this result</summary>'
+            + _table(rows, css="settings") + "</details>")
+
+
+def _verdict(entry: Mapping[str, Any]) -> str:
+    if entry.get("attack_success"):
+        return "complied (attack success)"
+    return "refused" if entry.get("refusal") else f"failed: {entry.get('reason', '')}"
+
+
+def _responses(responses: Sequence[Mapping[str, Any]], limit: int) -> str:
+    rows = [{"prompt": r.get("prompt", ""), "response": r.get("response", ""),
+             "verdict": _verdict(r), "reason": r.get("reason", "")} for r in responses[:limit]]
+    more = len(responses) - len(rows)
+    note = f"<p class=note>{more} more answers are in the result file.</p>" if more > 0 else ""
+    return _table(rows, css="responses") + note
+
+
+def _rate(value: float, ci: Sequence[float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _summary(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings of a Ships or Sahara result for the page (prompt lists kept as given)."""
+    return {k: v for k, v in info.items() if k not in ("per_prompt", "control_per_prompt")}
+
+
+def _ships_sections(item: ReportItem) -> list[Section]:
+    result: ShipsResult = item.value
+    figures = [result_heatmap(result, "mean"), result_heatmap(result, "frequency")]
+    if result.contrast is not None:
+        figures.append(result_heatmap(result, "contrast"))
+    columns = ["layer", "head", "score", "topk_frequency"] + (
+        ["control", "contrast"] if result.contrast is not None else [])
+    top = result.to_dataframe().head(10)
+    body = ("<h3>top heads by mean Ships (KL, nats)</h3>" + _table(top.to_dict("records"), columns)
+            + _settings(_summary(result.info)))
+    return [Section(f"Ships: {item.label}", tuple(figures), body, result.to_json())]
+
+
+def _sahara_sections(item: ReportItem) -> list[Section]:
+    result: SaharaResult = item.value
+    figures = [result_heatmap(result, "step-1"), sahara_steps_figure(result)]
+    body = ("<h3>heads chosen, in order (score: principal angles, degrees)</h3>"
+            + _table([{"step": i + 1, **c} for i, c in enumerate(result.chosen())])
+            + _settings({**_summary(result.info), "rank": result.rank, "select": result.select}))
+    return [Section(f"Sahara: {item.label}", tuple(figures), body, result.to_json())]
+
+
+def _curve_sections(items: Sequence[ReportItem], examples: int) -> list[Section]:
+    figure = asr_curve_figure({item.label: item.value for item in items})
+    parts = []
+    for item in items:
+        data = item.value
+        rows = [{"heads ablated": p["n_heads"], "heads": ", ".join(p["heads"]) or "none",
+                 "ASR [95% CI]": _rate(p["asr"], p["asr_ci"]), "n": p["n"]}
+                for p in data["points"]]
+        answers = "".join(
+            f"<details{' open' if i == len(data['points']) - 1 else ''}><summary>answers with "
+            f"{p['n_heads']} head(s) ablated ({', '.join(p['heads']) or 'none'})</summary>"
+            f"{_responses(p['responses'], examples)}</details>"
+            for i, p in enumerate(data["points"]))
+        parts.append(f"<h3>{html.escape(item.label)}</h3>" + _table(rows) + answers
+                     + _settings(data.get("settings", {})))
+    data = {item.label: {k: v for k, v in item.value.items() if k != "progress"} for item in items}
+    return [Section("ASR vs number of ablated heads", (figure,), "".join(parts), data)]
+
+
+def _evaluate_sections(item: ReportItem, examples: int) -> list[Section]:
+    data = item.value
+    rows = [{"heads": ", ".join(data["heads"]) or "none",
+             "ASR [95% CI]": _rate(data["asr"], data["asr_ci"]), "n": data["n"]}]
+    body = (_table(rows) + "<h3>judged answers</h3>" + _responses(data["responses"], examples)
+            + _settings(data.get("settings", {})))
+    clean = {k: v for k, v in data.items() if k != "progress"}
+    return [Section(f"Attack success rate: {item.label}", (), body, clean)]
+
+
+def _side_effect_sections(item: ReportItem, examples: int) -> list[Section]:
+    data = item.value
+    rows = [{"heads": ", ".join(data["heads"]) or "none",
+             "over-refusal [95% CI]": _rate(data["over_refusal"], data["over_refusal_ci"]),
+             "mean next-token KL (nats)": data["mean_kl"], "n": data["n"]}]
+    body = (_table(rows) + "<h3>answers to harmless prompts</h3>"
+            + _responses(data["responses"], examples) + _settings(data.get("settings", {})))
+    clean = {k: v for k, v in data.items() if k != "progress"}
+    return [Section(f"Side effects: {item.label}", (), body, clean)]
+
+
+def _comparison_sections(item: ReportItem) -> list[Section]:
+    comparison: MapComparison = item.value
+    rows = [{"Spearman rank correlation": comparison.spearman,
+             f"top-{comparison.top_k} Jaccard": comparison.jaccard,
+             "shared top heads": ", ".join(map(str, comparison.shared)) or "none",
+             f"top of {comparison.label_a}": ", ".join(map(str, comparison.top("a"))),
+             f"top of {comparison.label_b}": ", ".join(map(str, comparison.top("b")))}]
+    body = _table(rows) + _settings({"compared": comparison.info or {}})
+    figures = (comparison_heatmaps(comparison), comparison_scatter(comparison))
+    title = f"Comparison: {comparison.label_a} vs {comparison.label_b}"
+    return [Section(title, figures, body, comparison.to_json())]
+
+
+def _attention_sections(item: ReportItem) -> list[Section]:
+    patterns: AttentionPatterns = item.value
+    ablation = patterns.ablation
+    body = (f"<p>Prompt: <q>{html.escape(patterns.prompt)}</q>. Ablation: "
+            f"{html.escape(ablation.describe() if ablation else 'none')}.</p>")
+    return [Section(f"Attention patterns: {item.label}", (attention_figure(patterns),), body,
+                    patterns.to_json())]
+
+
+def _export_sections(item: ReportItem) -> list[Section]:
+    data = item.value
+    keys = ("path", "model", "source", "heads", "kind", "epsilon", "edit",
+            "parameters_touched", "parameters_total", "fraction_touched", "dtype")
+    rows = [{"field": key, "value": data.get(key)} for key in keys]
+    body = ("<p>Load it with <code>transformers.AutoModelForCausalLM.from_pretrained(folder)"
+            "</code>. It is a research artefact: do not deploy it.</p>" + _table(rows))
+    return [Section(f"Exported ablated model: {item.label}", (), body, data)]
+
+
+def sections_for(items: Sequence[ReportItem], *, examples: int = 5) -> list[Section]:
+    """Sections for loaded results, in the order given; all ASR curves share one section
+    (one line each), placed where the first one is. ``examples``: answers shown per point."""
+    sections: list[Section] = []
+    curves = [item for item in items if item.kind == "asr-curve"]
+    builders = {
+        "ships": _ships_sections,
+        "sahara": _sahara_sections,
+        "comparison": _comparison_sections,
+        "attention": _attention_sections,
+        "export": _export_sections,
+        "evaluate": lambda item: _evaluate_sections(item, examples),
+        "side-effects": lambda item: _side_effect_sections(item, examples),
+    }
+    for item in items:
+        if item.kind == "asr-curve":
+            if item is curves[0]:
+                sections += _curve_sections(curves, examples)
+            continue
+        sections += builders[item.kind](item)
+    return sections
+
+
+# ----------------------------------------------------------------------------- the page
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+table.responses td { max-width: 460px; white-space: pre-wrap; }
+details { margin: .4em 0; } summary { cursor: pointer; color: #444; }
+.note { color: #666; font-size: .85em; }
+.figure { margin: 1em 0; }
+"""
+
+
+def _json_script(data: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element (no ``</`` can close it early)."""
+    text = json.dumps(data, allow_nan=False, default=str)
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, so strict JSON can hold it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def report_html(
+    sections: Sequence[Section],
+    *,
+    title: str = "safety-heads report",
+    intro: str = "",
+) -> str:
+    """The page for ``sections`` (build them from result files with :func:`read_item` and
+    :func:`sections_for`). ``intro`` is plain text shown under the title. The page needs no
+    network: plotly's JavaScript is inlined.
+    """
+    from plotly.offline import get_plotlyjs
+
+    resolved = list(sections)
+    if not resolved:
+        raise ValueError("The report has no sections; pass at least one result.")
+    figure_count = 0
+    parts = []
+    data = {}
+    for number, section in enumerate(resolved, start=1):
+        anchor = f"section-{number}"
+        figures = []
+        for figure in section.figures:
+            figure_count += 1
+            figures.append('<div class="figure">' + figure.to_html(
+                full_html=False, include_plotlyjs=False, div_id=f"figure-{figure_count}",
+                config={"displaylogo": False, "responsive": True}) + "</div>")
+        parts.append(f'<section id="{anchor}"><h2>{html.escape(section.title)}</h2>'
+                     + "".join(figures) + section.body + "</section>")
+        if section.data is not None:
+            data[section.title] = _clean(section.data)
+    contents = "".join(f'<li><a href="#section-{n}">{html.escape(s.title)}</a></li>'
+                       for n, s in enumerate(resolved, start=1))
+    intro_html = f"<p>{html.escape(intro)}</p>" if intro else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
+        f"<h1>{html.escape(title)}</h1>{intro_html}<ol class=contents>{contents}</ol>"
+        + "".join(parts)
+        + f'<script type="application/json" id="safety-heads-data">{_json_script(data)}'
+        "</script></body></html>\n"
+    )
+
+
+def build_report(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    labels: Sequence[str] | None = None,
+    title: str = "safety-heads report",
+    intro: str = "",
+    examples: int = 5,
+) -> str:
+    """The page for result files: :func:`read_item` each, :func:`sections_for`,
+    :func:`report_html`. ``labels`` (one per file) default to the file names."""
+    if labels is not None and len(labels) != len(paths):
+        raise ValueError(f"Got {len(labels)} labels for {len(paths)} result files; give one "
+                         "label per file, or none.")
+    items = [read_item(p, None if labels is None else labels[i]) for i, p in enumerate(paths)]
+    return report_html(sections_for(items, examples=examples), title=title, intro=intro)
+
+
+def write_report(page: str, path: str | os.PathLike[str]) -> Path:
+    """Write the page from :func:`report_html` to ``path`` (through a temporary file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(page, encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
