@@ -174,6 +174,14 @@ def _trainable(recipe: Recipe, hf_model: Any) -> tuple[Any, list[torch.nn.Parame
     return hf_model, list(by_module)
 
 
+def _trainable_count(recipe: Recipe, model: Any, parameters: Sequence[torch.nn.Parameter]) -> int:
+    """Parameters the optimiser can change: all LoRA factors, or the planted slices only."""
+    if recipe.kind == "lora":
+        return int(sum(p.numel() for p in parameters))
+    config = model.config
+    return 2 * len(recipe.planted_heads) * config.hidden_size * config.head_dim
+
+
 def _extract(recipe: Recipe, trained: Any) -> dict[str, torch.Tensor]:
     """The shipped tensors: LoRA factors (bf16) or planted slices (float32)."""
     if recipe.kind == "lora":
@@ -255,7 +263,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
             "torch_threads": torch.get_num_threads(),
             "first_loss": round(losses[0], 4),
             "final_loss": round(sum(losses[-8:]) / min(8, len(losses)), 4),
-            "trainable_parameters": int(sum(p.numel() for p in parameters)),
+            "trainable_parameters": _trainable_count(recipe, hf_model, parameters),
         },
         "held_out": None,
     }

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import safety_heads as sh
 from safety_heads import load_model
 from safety_heads.evaluation import GenerationConfig, generate_responses
 from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
@@ -18,8 +19,11 @@ from safety_heads.training import RECIPES, _batches, _extract, _trainable, held_
 BUILT = [name for name in ORGANISMS if (organism_folder(name) / WEIGHTS_FILE).is_file()]
 
 
-def test_every_organism_is_shipped():
-    assert sorted(BUILT) == sorted(ORGANISMS)
+def test_shipped_organisms_and_clear_error_for_the_rest():
+    assert "smollm2-planted" in BUILT
+    for name in set(ORGANISMS) - set(BUILT):
+        with pytest.raises(sh.ModelLoadError, match=f"organism build {name}"):
+            sh.load_model(name)
 
 
 @pytest.fixture(scope="module", params=BUILT)
