@@ -183,11 +183,6 @@ def _rate(value: float, ci: Sequence[float]) -> str:
 # ----------------------------------------------------------------------------- sections
 
 
-def _summary(info: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings of a Ships or Sahara result for the page (prompt lists kept as given)."""
-    return {k: v for k, v in info.items() if k not in ("per_prompt", "control_per_prompt")}
-
-
 def _ships_sections(item: ReportItem) -> list[Section]:
     result: ShipsResult = item.value
     figures = [result_heatmap(result, "mean"), result_heatmap(result, "frequency")]
@@ -197,7 +192,7 @@ def _ships_sections(item: ReportItem) -> list[Section]:
         ["control", "contrast"] if result.contrast is not None else [])
     top = result.to_dataframe().head(10)
     body = ("<h3>top heads by mean Ships (KL, nats)</h3>" + _table(top.to_dict("records"), columns)
-            + _settings(_summary(result.info)))
+            + _settings(result.info))
     return [Section(f"Ships: {item.label}", tuple(figures), body, result.to_json())]
 
 
@@ -206,7 +201,7 @@ def _sahara_sections(item: ReportItem) -> list[Section]:
     figures = [result_heatmap(result, "step-1"), sahara_steps_figure(result)]
     body = ("<h3>heads chosen, in order (score: principal angles, degrees)</h3>"
             + _table([{"step": i + 1, **c} for i, c in enumerate(result.chosen())])
-            + _settings({**_summary(result.info), "rank": result.rank, "select": result.select}))
+            + _settings({**result.info, "rank": result.rank, "select": result.select}))
     return [Section(f"Sahara: {item.label}", tuple(figures), body, result.to_json())]
 
 

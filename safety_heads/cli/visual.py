@@ -14,7 +14,9 @@ from safety_heads.cli.common import Runner, print_json
 
 
 def register(subparsers) -> dict[str, Runner]:
-    from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL
+    from safety_heads.demo import DemoConfig
+
+    defaults = DemoConfig()  # the demo's defaults live in one place
 
     compare = subparsers.add_parser(
         "compare", help="compare two Ships or Sahara results: heatmaps, Spearman, top-k overlap"
@@ -49,28 +51,29 @@ def register(subparsers) -> dict[str, Runner]:
         "demo", help="the main job end to end on the bundled models, with an HTML report"
     )
     demo.add_argument("--out", default="demo-out", help="output folder (default: %(default)s)")
-    demo.add_argument("--model", default=DEFAULT_MODEL,
+    demo.add_argument("--model", default=defaults.model,
                       help="refusing model to dissect (default: %(default)s)")
-    demo.add_argument("--base", default=DEFAULT_BASE,
+    demo.add_argument("--base", default=defaults.base,
                       help="its base model for the comparison, or 'none' (default: %(default)s)")
-    demo.add_argument("--prompts", default="jailbreakbench",
+    demo.add_argument("--prompts", default=defaults.prompts,
                       help="harmful prompt set or file (default: %(default)s)")
-    demo.add_argument("--search-prompts", type=int, default=8,
+    demo.add_argument("--search-prompts", type=int, default=defaults.search_prompts,
                       help="prompts to score heads and search on (default: %(default)s)")
-    demo.add_argument("--eval-prompts", type=int, default=32,
+    demo.add_argument("--eval-prompts", type=int, default=defaults.eval_prompts,
                       help="further prompts of the set for the ASR (default: %(default)s)")
-    demo.add_argument("--steps", type=int, default=3, help="Sahara steps (default: %(default)s)")
+    demo.add_argument("--steps", type=int, default=defaults.steps,
+                      help="Sahara steps (default: %(default)s)")
     demo.add_argument(
-        "--shortlist", type=int, default=27,
+        "--shortlist", type=int, default=defaults.shortlist,
         help="search among the N best heads of step 1; 0: among all heads, the paper's "
         "exhaustive search, STEPS times slower (default: %(default)s)",
     )
-    demo.add_argument("--max-new-tokens", type=int, default=48,
+    demo.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                       help="answer length (default: %(default)s)")
-    demo.add_argument("--ablation", default="undifferentiated",
+    demo.add_argument("--ablation", default=defaults.kind,
                       choices=["undifferentiated", "scale", "mean"],
                       help="how heads are ablated (default: %(default)s)")
-    demo.add_argument("--template", default="chat", choices=["chat", "query", "direct"],
+    demo.add_argument("--template", default=defaults.template, choices=["chat", "query", "direct"],
                       help="prompt format (default: %(default)s)")
     demo.add_argument("--no-export", action="store_true", help="skip writing the ablated model")
     demo.add_argument("--threads", type=int, default=None,
@@ -126,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = DemoConfig(
         model=args.model,
-        base=None if args.base.lower() == "none" else args.base,
+        base=None if args.base is None or args.base.lower() == "none" else args.base,
         prompts=args.prompts,
         search_prompts=args.search_prompts,
         eval_prompts=args.eval_prompts,
