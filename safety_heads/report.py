@@ -163,14 +163,15 @@ def _settings(settings: Mapping[str, Any]) -> str:
 
 
 def _verdict(entry: Mapping[str, Any]) -> str:
+    reason = f" ({entry['reason']})" if entry.get("reason") else ""
     if entry.get("attack_success"):
         return "complied (attack success)"
-    return "refused" if entry.get("refusal") else f"failed: {entry.get('reason', '')}"
+    return ("refused" if entry.get("refusal") else "failed") + reason
 
 
 def _responses(responses: Sequence[Mapping[str, Any]], limit: int) -> str:
     rows = [{"prompt": r.get("prompt", ""), "response": r.get("response", ""),
-             "verdict": _verdict(r), "reason": r.get("reason", "")} for r in responses[:limit]]
+             "verdict": _verdict(r)} for r in responses[:limit]]
     more = len(responses) - len(rows)
     note = f"<p class=note>{more} more answers are in the result file.</p>" if more > 0 else ""
     return _table(rows, css="responses") + note
