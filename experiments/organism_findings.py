@@ -48,7 +48,8 @@ def listing(entries) -> str:
 
 
 def fmt(rate) -> str:
-    return f"{rate['value']:.2f} [{rate['low']:.2f}, {rate['high']:.2f}]"
+    low, high = rate["ci"]
+    return f"{rate['rate']:.2f} [{low:.2f}, {high:.2f}] (n={rate['n']})"
 
 
 def main() -> None:

@@ -6,6 +6,18 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 
 from safety_heads.ablation import Ablation, ablated, ablation_hooks, heads_mask
 from safety_heads.datasets import BUNDLED_DATASETS, load_prompts
+from safety_heads import plots
+from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
+from safety_heads.compare import (
+    MapComparison,
+    compare_maps,
+    compare_results,
+    read_scores,
+    score_map,
+    spearman,
+    topk_jaccard,
+)
+from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL, DemoConfig, run_demo
 from safety_heads.evaluation import (
     UTILITY_TASKS,
     AsrCurve,
@@ -27,6 +39,7 @@ from safety_heads.forward import Generation, generate, next_token_logprobs
 from safety_heads.heads import Head, parse_head, parse_heads
 from safety_heads.models import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
 from safety_heads.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
+from safety_heads.report import build_report, report_html, write_report
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
     REFUSAL_PHRASES,
@@ -50,10 +63,19 @@ __all__ = [
     "asr_curve",
     "AsrCurve",
     "AsrResult",
+    "attention_patterns",
+    "attention_view",
+    "AttentionPatterns",
+    "build_report",
     "BUNDLED_DATASETS",
     "BUNDLED_MODELS",
     "ChatModel",
     "ClassifierJudge",
+    "compare_maps",
+    "compare_results",
+    "DEFAULT_BASE",
+    "DEFAULT_MODEL",
+    "DemoConfig",
     "encode_prompts",
     "evaluate_asr",
     "EXPLICIT_REFUSAL_PHRASES",
@@ -73,26 +95,35 @@ __all__ = [
     "load_ablated_hf",
     "load_model",
     "load_prompts",
+    "MapComparison",
     "ModelLoadError",
     "next_token_kl",
     "next_token_logprobs",
     "parse_head",
     "parse_heads",
+    "plots",
     "QUERY_TEMPLATE",
     "Rate",
+    "read_scores",
     "REFUSAL_PHRASES",
+    "report_html",
     "Response",
+    "run_demo",
     "sahara",
     "SaharaResult",
+    "score_map",
     "ships",
     "ShipsResult",
     "side_effects",
     "SideEffects",
+    "spearman",
     "success_rate",
     "TokenBatch",
+    "topk_jaccard",
     "touched_parameters",
     "UTILITY_TASKS",
     "Verdict",
+    "write_report",
     "zero_shot_utility",
 ]
 

@@ -1,7 +1,7 @@
 """The main job, end to end, on the bundled models: ``safety-heads demo``.
 
 1. **Generalized Ships of every head** on a few harmful prompts (the *search* prompts) with
-   the refusing model (default ``smollm2-refusal``, a safety fine-tune of the bundled
+   the refusing model (default ``smollm2-planted``, a refusing fine-tune of the bundled
    SmolLM2-135M-Instruct): how far ablating each head alone (Undifferentiated Attention)
    rotates the prompts' main hidden-state direction.
 2. **Sahara**: the greedy search for ``steps`` heads that, ablated together, disturb it most.
@@ -52,7 +52,7 @@ __all__ = ["DemoConfig", "DemoResult", "run_demo", "DEFAULT_MODEL", "DEFAULT_BAS
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "smollm2-refusal"
+DEFAULT_MODEL = "smollm2-planted"
 """The refusing model the demo dissects: a safety fine-tune of the bundled base."""
 DEFAULT_BASE = "smollm2-135m-instruct"
 """Its unaligned base, for the chat-vs-base comparison."""

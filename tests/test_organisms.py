@@ -40,7 +40,7 @@ def test_card_records_recipe_splits_and_results(organism):
     assert held[0] >= max(r.harmful_train[1] for r in RECIPES.values())
     assert card["training"]["steps"] > 0 and card["training"]["seconds"] > 0
     assert card["held_out"] is not None
-    assert 0.0 <= card["held_out"]["advbench_held_out"]["asr"]["value"] <= 1.0
+    assert 0.0 <= card["held_out"]["advbench_held_out"]["asr"]["rate"] <= 1.0
 
 
 def test_refuses_held_out_harmful_and_answers_harmless(organism):
