@@ -1,6 +1,7 @@
 """Ships and Sahara on the fast path equal the reference loops, resume exactly, and keep
 their provenance."""
 
+import importlib
 import json
 
 import pytest
@@ -91,7 +92,7 @@ def _kill_after(monkeypatch, module, name, calls):
 
 
 def test_ships_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
-    import safety_heads.ships as ships_module
+    ships_module = importlib.import_module("safety_heads.ships")
 
     path = tmp_path / "ships.json"
     uninterrupted = ships(tiny.model, PROMPTS, **SMALL)
@@ -138,7 +139,7 @@ def test_sahara_step_with_heads_already_ablated_equals_the_reference(tiny):
 
 
 def test_sahara_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
-    import safety_heads.sahara as sahara_module
+    sahara_module = importlib.import_module("safety_heads.sahara")
 
     path = tmp_path / "sahara.json"
     uninterrupted = sahara(tiny.model, PROMPTS, steps=2, control=CONTROL, **SMALL)
