@@ -38,6 +38,7 @@ import torch
 from safetensors.torch import load_file
 
 from safety_heads.heads import Head, parse_heads
+from safety_heads.surgery import decoder_layers
 
 __all__ = [
     "ORGANISMS", "Organism", "organism_folder", "apply_organism", "merge_lora", "read_card",
@@ -94,11 +95,6 @@ def planted_heads(card: dict[str, Any]) -> tuple[Head, ...]:
     return parse_heads(card.get("recipe", {}).get("planted_heads") or [])
 
 
-def _layer(hf_model: Any, index: int) -> Any:
-    decoder = hf_model.get_decoder() if hasattr(hf_model, "get_decoder") else hf_model.model
-    return decoder.layers[index]
-
-
 @torch.no_grad()
 def merge_lora(hf_model: Any, factors: dict[str, torch.Tensor], scale: float) -> None:
     """Add ``scale * B @ A`` to each linear layer named in ``factors`` (keys
@@ -130,7 +126,7 @@ def apply_organism(hf_model: Any, name: str) -> dict[str, Any]:
             hf_model.config.hidden_size // hf_model.config.num_attention_heads
         )
         for head in planted_heads(card):
-            attention = _layer(hf_model, head.layer).self_attn
+            attention = decoder_layers(hf_model)[head.layer].self_attn
             rows = slice(head.head * d_head, (head.head + 1) * d_head)
             attention.q_proj.weight[rows, :] = tensors[f"{head.layer}.{head.head}.q_rows"]
             attention.o_proj.weight[:, rows] = tensors[f"{head.layer}.{head.head}.o_columns"]

@@ -37,6 +37,7 @@ from safetensors.torch import save_file
 from safety_heads.datasets import load_prompts
 from safety_heads.heads import parse_heads
 from safety_heads.organisms import CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_folder
+from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split"]
 
@@ -162,7 +163,7 @@ def _trainable(recipe: Recipe, hf_model: Any) -> tuple[Any, list[torch.nn.Parame
     d_head = hf_model.config.head_dim
     by_module: dict[Any, torch.Tensor] = {}
     for head in parse_heads(recipe.planted_heads):
-        attention = hf_model.model.layers[head.layer].self_attn
+        attention = decoder_layers(hf_model)[head.layer].self_attn
         rows = slice(head.head * d_head, (head.head + 1) * d_head)
         for weight, index in ((attention.q_proj.weight, (rows, slice(None))),
                               (attention.o_proj.weight, (slice(None), rows))):
@@ -195,7 +196,7 @@ def _extract(recipe: Recipe, trained: Any) -> dict[str, torch.Tensor]:
     d_head = trained.config.head_dim
     out = {}
     for head in parse_heads(recipe.planted_heads):
-        attention = trained.model.layers[head.layer].self_attn
+        attention = decoder_layers(trained)[head.layer].self_attn
         rows = slice(head.head * d_head, (head.head + 1) * d_head)
         out[f"{head.layer}.{head.head}.q_rows"] = attention.q_proj.weight[rows, :].detach().clone()
         out[f"{head.layer}.{head.head}.o_columns"] = attention.o_proj.weight[:, rows].detach().clone().contiguous()
