@@ -4,7 +4,7 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 (ICLR 2025) on TransformerLens ``TransformerBridge`` models.
 """
 
-from safety_heads.ablation import Ablation, ablated, ablation_hooks, heads_mask
+from safety_heads.ablation import Ablation, PromptAblations, ablated, ablation_hooks, heads_mask
 from safety_heads.datasets import BUNDLED_DATASETS, load_prompts
 from safety_heads import plots
 from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
@@ -58,6 +58,7 @@ __all__ = [
     "ablate_weights",
     "ablated",
     "Ablation",
+    "PromptAblations",
     "ablation_hooks",
     "as_judge",
     "asr_curve",

@@ -41,6 +41,7 @@ from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
 
 __all__ = [
     "Ablation",
+    "PromptAblations",
     "AblationKind",
     "ablated",
     "ablation_hooks",
@@ -103,6 +104,51 @@ class Ablation:
     def describe(self) -> str:
         heads = ", ".join(map(str, self.heads)) or "no heads"
         return f"{self.kind} (epsilon={self.epsilon:g}) of {heads}"
+
+
+@dataclass(frozen=True)
+class PromptAblations:
+    """Each prompt's own heads, ablated the same way: the paper's per-query setting, where
+    a query is answered with *its* top Ships heads knocked out.
+
+    ``heads[i]`` are the heads of prompt ``i`` (may be empty: that prompt is left as is).
+    Build one from a Ships result with :meth:`ShipsResult.prompt_ablations
+    <safety_heads.ships.ShipsResult.prompt_ablations>`.
+    """
+
+    heads: Sequence[Any]  # one head spelling per prompt; stored as tuple[tuple[Head, ...], ...]
+    kind: str = "undifferentiated"
+    epsilon: float = 1e-5
+    via: str = "query"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.heads, str):
+            raise TypeError("PromptAblations takes one head list per prompt, not one string.")
+        rows = tuple(Ablation.of(row, self.kind, self.epsilon, self.via).heads for row in self.heads)
+        object.__setattr__(self, "heads", rows)
+
+    def __len__(self) -> int:
+        return len(self.heads)
+
+    def rows(self, start: int, stop: int) -> "PromptAblations":
+        """The ablations of prompts ``start .. stop-1``."""
+        return PromptAblations(self.heads[start:stop], self.kind, self.epsilon, self.via)
+
+    def all_heads(self) -> tuple[Head, ...]:
+        """Every head ablated for some prompt, sorted."""
+        return tuple(sorted({head for row in self.heads for head in row}))
+
+    def describe(self) -> str:
+        sizes = sorted({len(row) for row in self.heads})
+        count = "/".join(map(str, sizes))
+        return (f"{self.kind} (epsilon={self.epsilon:g}) of each prompt's own {count} heads "
+                f"({len(self.all_heads())} distinct over {len(self.heads)} prompts)")
+
+    def mask(self, n_layers: int, n_heads: int) -> Bool[Tensor, "prompts n_layers n_heads"]:
+        """``[prompts, n_layers, n_heads]``: True where a prompt's head is ablated."""
+        if not self.heads:
+            return torch.zeros(0, n_layers, n_heads, dtype=torch.bool)
+        return torch.stack([heads_mask(row, n_layers, n_heads) for row in self.heads])
 
 
 def heads_mask(heads: Sequence[Head], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
@@ -185,17 +231,26 @@ def ablation_hooks(
     return hooks
 
 
-def hooks_for(model: Any, ablation: Ablation | None) -> list[Hook]:
-    """The hooks that apply ``ablation`` to ``model`` (a ChatModel); none for ``None``."""
+def hooks_for(model: Any, ablation: Ablation | PromptAblations | None) -> list[Hook]:
+    """The hooks that apply ``ablation`` to ``model`` (a ChatModel); none for ``None``.
+
+    With :class:`PromptAblations` the batch must hold exactly its prompts, in order.
+    """
     if ablation is None or not ablation.heads:
         return []
-    mask = heads_mask(ablation.heads, model.n_layers, model.n_heads)
+    if isinstance(ablation, PromptAblations):
+        mask = ablation.mask(model.n_layers, model.n_heads)
+    else:
+        mask = heads_mask(ablation.heads, model.n_layers, model.n_heads)
     return ablation_hooks(mask, ablation.kind, ablation.epsilon, ablation.via)
 
 
 @contextmanager
-def ablated(model: Any, ablation: Ablation | None) -> Iterator[Any]:
+def ablated(model: Any, ablation: Ablation | PromptAblations | None) -> Iterator[Any]:
     """Apply ``ablation`` to ``model`` (a ChatModel) inside a ``with`` block.
+
+    A :class:`PromptAblations` applies row ``i``'s heads to batch row ``i``: run exactly
+    its prompts, in its order.
 
     Works for forward passes and for generation with the KV cache (the hooks fire on every
     new token). The hooks are removed on exit, also when the block raises. ``None`` or an

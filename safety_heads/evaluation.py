@@ -39,7 +39,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.utilities.statistics import success_rate_ci
 
-from safety_heads.ablation import Ablation
+from safety_heads.ablation import Ablation, PromptAblations
 from safety_heads.checkpoint import Checkpoint
 from safety_heads.forward import generate, next_token_logprobs
 from safety_heads.heads import Head, check_heads
@@ -167,29 +167,51 @@ class Response:
         return {"prompt": self.prompt, "response": self.response, **self.verdict.to_dict()}
 
 
-def _ablation_dict(ablation: Ablation | None) -> dict[str, Any]:
+AnyAblation = Ablation | PromptAblations
+"""The same heads for every prompt, or each prompt's own heads."""
+
+
+def _ablation_dict(ablation: AnyAblation | None) -> dict[str, Any]:
     if ablation is None:
         return {"heads": [], "kind": None, "epsilon": None, "via": None}
-    return {"heads": [str(h) for h in ablation.heads], "kind": ablation.kind,
-            "epsilon": ablation.epsilon, "via": ablation.via}
+    described = {"heads": [str(h) for h in _heads_of(ablation)], "kind": ablation.kind,
+                 "epsilon": ablation.epsilon, "via": ablation.via}
+    if isinstance(ablation, PromptAblations):
+        described["per_prompt"] = [[str(h) for h in row] for row in ablation.heads]
+    return described
+
+
+def _heads_of(ablation: AnyAblation | None) -> tuple[Head, ...]:
+    """The ablated heads (for per-prompt ablations: every head ablated for some prompt)."""
+    if ablation is None:
+        return ()
+    return ablation.all_heads() if isinstance(ablation, PromptAblations) else ablation.heads
+
+
+def _rows(ablation: AnyAblation | None, start: int, stop: int) -> AnyAblation | None:
+    """The part of ``ablation`` that applies to prompts ``start .. stop-1``."""
+    return ablation.rows(start, stop) if isinstance(ablation, PromptAblations) else ablation
 
 
 @dataclass(frozen=True)
 class AsrResult:
     """ASR of one model under one ablation (``None``: no heads ablated) on one prompt set.
 
+    ``ablation`` may be a :class:`~safety_heads.ablation.PromptAblations` (each prompt's
+    own heads); ``heads`` then lists every head ablated for some prompt.
+
     ``settings`` holds everything that shaped the result (model, prompts digest, generation
     settings, judge); ``responses`` every prompt, answer and verdict.
     """
 
-    ablation: Ablation | None
+    ablation: AnyAblation | None
     asr: Rate
     responses: tuple[Response, ...]
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def heads(self) -> tuple[Head, ...]:
-        return () if self.ablation is None else self.ablation.heads
+        return _heads_of(self.ablation)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -235,7 +257,7 @@ class SideEffects:
     position (0 for no ablation).
     """
 
-    ablation: Ablation | None
+    ablation: AnyAblation | None
     over_refusal: Rate
     kl: tuple[float, ...]
     responses: tuple[Response, ...]
@@ -247,7 +269,7 @@ class SideEffects:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "heads": [str(h) for h in (self.ablation.heads if self.ablation else ())],
+            "heads": [str(h) for h in _heads_of(self.ablation)],
             "ablation": _ablation_dict(self.ablation),
             "over_refusal": self.over_refusal.value,
             "over_refusal_ci": [self.over_refusal.low, self.over_refusal.high],
@@ -267,11 +289,19 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
     return prompts
 
 
-def _active(model: Any, ablation: Ablation | None) -> Ablation | None:
-    """``ablation`` checked against the model's shape; None when it ablates nothing."""
-    if ablation is None or not ablation.heads:
+def _active(
+    model: Any, ablation: AnyAblation | None, prompts: Sequence[str] = ()
+) -> AnyAblation | None:
+    """``ablation`` checked against the model's shape (and, per prompt, against the number
+    of ``prompts``); None when it ablates nothing."""
+    if ablation is None or not _heads_of(ablation):
         return None
-    check_heads(ablation.heads, model.n_layers, model.n_heads)
+    if isinstance(ablation, PromptAblations) and len(ablation) != len(prompts):
+        raise ValueError(
+            f"The per-prompt ablation has {len(ablation)} rows for {len(prompts)} prompts; "
+            "give one head list per prompt, in the prompts' order."
+        )
+    check_heads(_heads_of(ablation), model.n_layers, model.n_heads)
     return ablation
 
 
@@ -282,7 +312,7 @@ def _batch_seed(seed: int, index: int) -> int:
 
 
 def _run_settings(
-    model: Any, prompts: Sequence[str], ablation: Ablation | None, config: GenerationConfig,
+    model: Any, prompts: Sequence[str], ablation: AnyAblation | None, config: GenerationConfig,
     judge: Judge,
 ) -> dict[str, Any]:
     """Everything that changes a run's result, as written into its result file."""
@@ -306,7 +336,7 @@ def _checkpoint(out: str | Path | None, kind: str, settings: dict[str, Any]) -> 
 
 
 def _generate_batch(
-    model: Any, queries: Sequence[str], ablation: Ablation | None, config: GenerationConfig,
+    model: Any, queries: Sequence[str], ablation: AnyAblation | None, config: GenerationConfig,
     index: int,
 ) -> tuple[TokenBatch, tuple[str, ...]]:
     batch = model.encode(list(queries), config.template, config.system)
@@ -323,7 +353,7 @@ def _generate_batch(
 
 
 def _batch_kl(
-    model: Any, batch: TokenBatch, ablation: Ablation | None
+    model: Any, batch: TokenBatch, ablation: AnyAblation | None
 ) -> Float[Tensor, "batch"]:  # noqa: F821
     if ablation is None:
         return torch.zeros(len(batch))
@@ -335,7 +365,7 @@ def _batch_kl(
 def _run_batches(
     model: Any,
     prompts: Sequence[str],
-    ablation: Ablation | None,
+    ablation: AnyAblation | None,
     judge: Judge,
     config: GenerationConfig,
     checkpoint: Checkpoint,
@@ -358,7 +388,8 @@ def _run_batches(
         queries = list(prompts[start : start + config.batch_size])
         key = f"{prefix}batch-{index}"
         if key not in checkpoint.progress:
-            batch, texts = _generate_batch(model, queries, ablation, config, index)
+            rows = _rows(ablation, start, start + len(queries))
+            batch, texts = _generate_batch(model, queries, rows, config, index)
             verdicts = check_verdicts(judge, judge.judge(queries, list(texts)), len(queries))
             if need_refusal and any(v.refusal is None for v in verdicts):
                 raise ValueError(
@@ -369,7 +400,7 @@ def _run_batches(
             unit: dict[str, Any] = {"responses": list(texts),
                                     "verdicts": [v.to_dict() for v in verdicts]}
             if with_kl:
-                unit["kl"] = _batch_kl(model, batch, ablation).tolist()
+                unit["kl"] = _batch_kl(model, batch, rows).tolist()
             checkpoint.save(key, unit)
         unit = checkpoint.progress[key]
         verdicts = [Verdict.from_dict(v) for v in unit["verdicts"]]
@@ -381,7 +412,7 @@ def _run_batches(
 def generate_responses(
     model: Any,
     prompts: Sequence[str],
-    ablation: Ablation | None = None,
+    ablation: AnyAblation | None = None,
     config: GenerationConfig | None = None,
     *,
     progress: bool = True,
@@ -393,27 +424,30 @@ def generate_responses(
     """
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
-    ablation = _active(model, ablation)
+    ablation = _active(model, ablation, prompts)
     texts: list[str] = []
     starts = range(0, len(prompts), config.batch_size)
     for index, start in enumerate(tqdm(starts, desc="generating", unit="batch",
                                        disable=not progress, leave=False)):
         queries = prompts[start : start + config.batch_size]
-        texts.extend(_generate_batch(model, queries, ablation, config, index)[1])
+        rows = _rows(ablation, start, start + len(queries))
+        texts.extend(_generate_batch(model, queries, rows, config, index)[1])
     return texts
 
 
 def evaluate_asr(
     model: Any,
     prompts: Sequence[str],
-    ablation: Ablation | None = None,
+    ablation: AnyAblation | None = None,
     *,
     judge: Any = None,
     config: GenerationConfig | None = None,
     out: str | Path | None = None,
     progress: bool = True,
 ) -> AsrResult:
-    """ASR of ``model`` on ``prompts`` with ``ablation`` (None: the model as it is).
+    """ASR of ``model`` on ``prompts`` with ``ablation`` (None: the model as it is; a
+    :class:`~safety_heads.ablation.PromptAblations`: each prompt with its own heads, the
+    paper's per-query setting).
 
     ``judge``: a judge, a function ``(prompt, response) -> bool``, or None for the paper's
     keyword judge. ``out``: a JSON file written after every batch and resumed from (see the
@@ -423,7 +457,7 @@ def evaluate_asr(
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
     judge = as_judge(judge)
-    ablation = _active(model, ablation)
+    ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)
     checkpoint = _checkpoint(out, "evaluate", settings)
     responses, _ = _run_batches(model, prompts, ablation, judge, config, checkpoint,
@@ -453,6 +487,8 @@ def asr_curve(
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
     judge = as_judge(judge)
+    if isinstance(ablation, PromptAblations):
+        raise TypeError("asr_curve takes one head order (an Ablation), not PromptAblations.")
     if _active(model, ablation) is None:
         raise ValueError("asr_curve needs an ablation with at least one head (the order).")
     settings = _run_settings(model, prompts, ablation, config, judge)
@@ -476,7 +512,7 @@ def asr_curve(
 def next_token_kl(
     model: Any,
     prompts: Sequence[str],
-    ablation: Ablation | None,
+    ablation: AnyAblation | None,
     *,
     template: str = "chat",
     system: str | None = None,
@@ -485,10 +521,10 @@ def next_token_kl(
     """Per prompt, ``KL(p_base || p_ablated)`` (nats, float32) of the next-token
     distribution at the last prompt position, computed from log-probabilities."""
     prompts = _check_prompts(prompts)
-    ablation = _active(model, ablation)
+    ablation = _active(model, ablation, prompts)
     parts = [
         _batch_kl(model, model.encode(prompts[start : start + batch_size], template, system),
-                  ablation)
+                  _rows(ablation, start, start + batch_size))
         for start in range(0, len(prompts), batch_size)
     ]
     return torch.cat(parts)
@@ -497,7 +533,7 @@ def next_token_kl(
 def side_effects(
     model: Any,
     prompts: Sequence[str],
-    ablation: Ablation | None,
+    ablation: AnyAblation | None,
     *,
     judge: Any = None,
     config: GenerationConfig | None = None,
@@ -515,7 +551,7 @@ def side_effects(
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
     judge = as_judge(judge if judge is not None else KeywordJudge(EXPLICIT_REFUSAL_PHRASES))
-    ablation = _active(model, ablation)
+    ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)
     checkpoint = _checkpoint(out, "side-effects", settings)
     responses, kl = _run_batches(model, prompts, ablation, judge, config, checkpoint,

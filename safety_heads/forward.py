@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from safety_heads.ablation import Ablation, ablated
+from safety_heads.ablation import Ablation, PromptAblations, ablated
 from safety_heads.prompts import TokenBatch
 
 __all__ = ["next_token_logprobs", "generate", "Generation"]
@@ -23,9 +23,10 @@ __all__ = ["next_token_logprobs", "generate", "Generation"]
 
 @torch.no_grad()
 def next_token_logprobs(
-    model: Any, batch: TokenBatch, ablation: Ablation | None = None
+    model: Any, batch: TokenBatch, ablation: Ablation | PromptAblations | None = None
 ) -> Float[Tensor, "batch d_vocab"]:
     """Log-probabilities of the token after each prompt, float32, with ``ablation`` applied."""
+    _check_rows(batch, ablation)
     with ablated(model, ablation):
         logits = model.bridge(
             batch.input_ids,
@@ -33,6 +34,14 @@ def next_token_logprobs(
             position_ids=batch.position_ids,
         )
     return logits[:, -1].float().log_softmax(dim=-1)
+
+
+def _check_rows(batch: TokenBatch, ablation: Ablation | PromptAblations | None) -> None:
+    if isinstance(ablation, PromptAblations) and len(ablation) != len(batch):
+        raise ValueError(
+            f"The per-prompt ablation has {len(ablation)} rows but the batch has {len(batch)} "
+            "prompts; pass the rows of exactly these prompts (PromptAblations.rows)."
+        )
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ def _cut_at_eos(row: Sequence[int], eos: int | None) -> tuple[int, ...]:
 def generate(
     model: Any,
     batch: TokenBatch,
-    ablation: Ablation | None = None,
+    ablation: Ablation | PromptAblations | None = None,
     *,
     max_new_tokens: int = 128,
     do_sample: bool = False,
@@ -69,6 +78,7 @@ def generate(
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+    _check_rows(batch, ablation)
     eos = model.tokenizer.eos_token_id
     devices = [model.device] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), ablated(model, ablation):

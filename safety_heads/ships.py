@@ -38,7 +38,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from safety_heads.checkpoint import Checkpoint
-from safety_heads.heads import HeadLike
+from safety_heads.ablation import PromptAblations
+from safety_heads.heads import Head, HeadLike
 from safety_heads.scoring import (
     ScoreSettings,
     build_groups,
@@ -109,6 +110,37 @@ class ShipsResult:
             allowed = [k for k, v in maps.items() if v is not None]
             raise ValueError(f"Cannot rank by {by!r}; this result has {allowed}.")
         return ranked(maps[by], n)
+
+    def prompt_heads(self, k: int) -> list[list[Head]]:
+        """Each prompt's own ``k`` highest-scoring heads, best first (the paper's per-query
+        safety heads)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an int >= 1, got {k!r}.")
+        n_prompts, _, n_heads = self.per_prompt.shape
+        flat = torch.nan_to_num(self.per_prompt.reshape(n_prompts, -1).double(), nan=-torch.inf)
+        scored = int(torch.isfinite(flat[0]).sum())
+        if k > scored:
+            raise ValueError(f"k={k} but only {scored} heads were scored.")
+        # A stable sort breaks ties by head index, like ``ranked``.
+        order = torch.argsort(flat, dim=1, descending=True, stable=True)[:, :k]
+        return [[Head(i // n_heads, i % n_heads) for i in row] for row in order.tolist()]
+
+    def prompt_ablations(self, k: int, kind: str | None = None,
+                         epsilon: float | None = None) -> PromptAblations:
+        """Ablate each prompt's own top ``k`` heads when answering it (for
+        :func:`~safety_heads.evaluation.evaluate_asr` on ``self.prompts``, in order).
+        ``kind`` and ``epsilon`` default to the ones the scores were computed with."""
+        return PromptAblations(
+            tuple(tuple(row) for row in self.prompt_heads(k)),
+            kind or self.info.get("ablation", "undifferentiated"),
+            epsilon if epsilon is not None else self.info.get("epsilon", 1e-5),
+            self.info.get("via", "query"),
+        )
+
+    @property
+    def prompts(self) -> list[str]:
+        """The scored prompts (bare queries), in the order of ``per_prompt``."""
+        return list(self.info.get("prompts", []))
 
     def to_dataframe(self):
         """One row per scored head: layer, head, score (mean), topk_frequency, and

@@ -13,7 +13,7 @@ import torch
 from conftest import HARMFUL
 
 import safety_heads.evaluation as evaluation
-from safety_heads import Ablation
+from safety_heads import Ablation, PromptAblations
 from safety_heads.checkpoint import CheckpointMismatch
 from safety_heads.evaluation import (
     UTILITY_TASKS,
@@ -253,6 +253,56 @@ def test_interrupted_curve_resumes(tiny, tmp_path, count_generate):
     fresh = asr_curve(tiny.model, PROMPTS, order, judge=FlakyJudge(), config=SHORT,
                       progress=False)
     assert resumed.to_dict() == fresh.to_dict()
+
+
+# --- each prompt with its own heads (the paper's per-query setting) ---------------------
+
+OWN_HEADS = [["1.2"], ["3.0", "0.1"], [], ["2.1"]]
+
+
+@pytest.mark.parametrize("kind", ["undifferentiated", "scale"])
+def test_per_prompt_heads_in_one_batch_equal_each_prompt_alone(tiny, kind):
+    own = PromptAblations(OWN_HEADS, kind)
+    together = generate_responses(tiny.model, PROMPTS, own, SHORT, progress=False)
+    alone = [
+        generate_responses(tiny.model, [prompt], Ablation.of(heads, kind) if heads else None,
+                           GenerationConfig(max_new_tokens=6), progress=False)[0]
+        for prompt, heads in zip(PROMPTS, OWN_HEADS)
+    ]
+    assert together == alone
+    assert together != generate_responses(tiny.model, PROMPTS, Ablation.of("1.2", kind), SHORT,
+                                          progress=False)
+
+
+def test_per_prompt_asr_and_kl_follow_the_rows(tiny):
+    own = PromptAblations(OWN_HEADS)
+    result = evaluate_asr(tiny.model, PROMPTS, own, judge=parity, config=SHORT, progress=False)
+    assert [r.response for r in result.responses] == generate_responses(
+        tiny.model, PROMPTS, own, SHORT, progress=False)
+    assert [str(h) for h in result.heads] == ["0.1", "1.2", "2.1", "3.0"]
+    assert result.to_dict()["ablation"]["per_prompt"] == OWN_HEADS
+    kl = next_token_kl(tiny.model, PROMPTS, own, batch_size=3)
+    for row, heads in enumerate(OWN_HEADS):
+        alone = next_token_kl(tiny.model, [PROMPTS[row]], Ablation.of(heads) if heads else None)
+        assert kl[row].item() == pytest.approx(alone.item(), abs=1e-5)
+    assert kl[2].item() == 0.0 and bool((kl[[0, 1, 3]] > 1e-4).all())
+    same = PromptAblations([["1.2"]] * 4)
+    assert evaluate_asr(tiny.model, PROMPTS, same, judge=parity, config=SHORT,
+                        progress=False).responses == evaluate_asr(
+        tiny.model, PROMPTS, Ablation.of("1.2"), judge=parity, config=SHORT,
+        progress=False).responses
+
+
+def test_per_prompt_rows_must_match_the_prompts(tiny):
+    with pytest.raises(ValueError, match="3 rows for 4 prompts"):
+        evaluate_asr(tiny.model, PROMPTS, PromptAblations(OWN_HEADS[:3]), progress=False)
+    with pytest.raises(ValueError, match="4 rows but the batch has 2"):
+        generate(tiny.model, tiny.model.encode(PROMPTS[:2]), PromptAblations(OWN_HEADS))
+    # Refused by the type checker under pytest, by asr_curve's own check otherwise.
+    with pytest.raises(TypeError, match="PromptAblations"):
+        asr_curve(tiny.model, PROMPTS, PromptAblations(OWN_HEADS), progress=False)
+    with pytest.raises(ValueError, match="not one of"):
+        PromptAblations(OWN_HEADS, "zero")
 
 
 # --- side effects on harmless prompts ----------------------------------------------------

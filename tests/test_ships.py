@@ -58,6 +58,25 @@ def test_ships_aggregates(tiny):
     assert {"control", "contrast"} <= set(frame.columns)
 
 
+def test_each_prompts_own_top_heads(tiny):
+    result = ships(tiny.model, PROMPTS, kind="scale", epsilon=1e-3, **SMALL)
+    own = result.prompt_heads(3)
+    for row, heads in enumerate(own):
+        scores = result.per_prompt[row]
+        values = [scores[h.layer, h.head].item() for h in heads]
+        assert values == sorted(values, reverse=True)
+        others = [scores[l, h].item() for l in range(4) for h in range(4) if Head(l, h) not in heads]
+        assert min(values) >= max(others)
+    ablations = result.prompt_ablations(2)
+    assert ablations.heads == tuple(tuple(row[:2]) for row in own)
+    assert (ablations.kind, ablations.epsilon) == ("scale", 1e-3)
+    assert result.prompts == PROMPTS
+    subset = ships(tiny.model, PROMPTS, heads="1.2,3.0", **SMALL)
+    with pytest.raises(ValueError, match="only 2 heads were scored"):
+        subset.prompt_heads(3)
+    assert {h for row in subset.prompt_heads(2) for h in row} == {Head(1, 2), Head(3, 0)}
+
+
 def test_ships_json_round_trip_and_contract(tiny, tmp_path):
     path = tmp_path / "ships.json"
     result = ships(tiny.model, PROMPTS, control=CONTROL, checkpoint=path, **SMALL)
