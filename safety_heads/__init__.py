@@ -4,9 +4,8 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 (ICLR 2025) on TransformerLens ``TransformerBridge`` models.
 """
 
-from safety_heads.ablation import Ablation, PromptAblations, ablated, ablation_hooks, heads_mask
-from safety_heads.datasets import BUNDLED_DATASETS, load_prompts
 from safety_heads import plots
+from safety_heads.ablation import Ablation, PromptAblations, ablated, ablation_hooks, heads_mask
 from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
 from safety_heads.compare import (
     MapComparison,
@@ -17,6 +16,7 @@ from safety_heads.compare import (
     spearman,
     topk_jaccard,
 )
+from safety_heads.datasets import BUNDLED_DATASETS, load_prompts
 from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL, DemoConfig, run_demo
 from safety_heads.evaluation import (
     UTILITY_TASKS,
@@ -37,9 +37,6 @@ from safety_heads.evaluation import (
 from safety_heads.export import ExportReport, export_ablated, load_ablated_hf
 from safety_heads.forward import Generation, generate, next_token_logprobs
 from safety_heads.heads import Head, parse_head, parse_heads
-from safety_heads.models import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
-from safety_heads.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
-from safety_heads.report import build_report, report_html, write_report
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
     REFUSAL_PHRASES,
@@ -50,6 +47,9 @@ from safety_heads.judges import (
     Verdict,
     as_judge,
 )
+from safety_heads.models import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
+from safety_heads.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
+from safety_heads.report import build_report, report_html, write_report
 from safety_heads.sahara import SaharaResult, generalized_ships, sahara
 from safety_heads.ships import ShipsResult, ships
 from safety_heads.surgery import ablate_weights, touched_parameters

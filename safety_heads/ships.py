@@ -37,8 +37,8 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from safety_heads.checkpoint import Checkpoint
 from safety_heads.ablation import PromptAblations
+from safety_heads.checkpoint import Checkpoint
 from safety_heads.heads import Head, HeadLike
 from safety_heads.scoring import (
     ScoreSettings,

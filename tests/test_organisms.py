@@ -13,7 +13,13 @@ import safety_heads as sh
 from safety_heads import load_model
 from safety_heads.evaluation import GenerationConfig, generate_responses
 from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
-from safety_heads.organisms import ORGANISMS, WEIGHTS_FILE, organism_folder, planted_heads, read_card
+from safety_heads.organisms import (
+    ORGANISMS,
+    WEIGHTS_FILE,
+    organism_folder,
+    planted_heads,
+    read_card,
+)
 from safety_heads.training import RECIPES, _batches, _extract, _trainable, held_out_prompts
 
 BUILT = [name for name in ORGANISMS if (organism_folder(name) / WEIGHTS_FILE).is_file()]
