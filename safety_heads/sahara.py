@@ -191,7 +191,9 @@ def sahara(
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
     speed and memory (:class:`~safety_heads.scoring.ScoreSettings`).
     """
-    settings = ScoreSettings(kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens)
+    settings = ScoreSettings(
+        kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
+    )
     if select not in SELECT_MODES:
         raise ValueError(f"select={select!r} is not one of {SELECT_MODES}.")
     if select == "contrast" and control is None:

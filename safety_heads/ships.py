@@ -213,7 +213,9 @@ def ships(
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
     speed and memory (:class:`~safety_heads.scoring.ScoreSettings`).
     """
-    settings = ScoreSettings(kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens)
+    settings = ScoreSettings(
+        kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
+    )
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}.")
     candidates = candidate_mask(model, heads)

@@ -103,7 +103,8 @@ def shared_opening_length(batch: TokenBatch) -> int:
     width = batch.input_ids.shape[1]
     # Left padding: prompt i starts at column width - lengths[i]; read every prompt's first
     # `shortest` tokens aligned on its start.
-    columns = (width - lengths)[:, None] + torch.arange(shortest, device=lengths.device)  # [batch, shortest]
+    offsets = torch.arange(shortest, device=lengths.device)
+    columns = (width - lengths)[:, None] + offsets  # [batch, shortest]
     tokens = batch.input_ids.gather(1, columns)
     agree = (tokens == tokens[:1]).all(dim=0)  # [shortest]: same token in every prompt
     common = int(agree.long().cumprod(dim=0).sum())
@@ -147,11 +148,14 @@ def _last_position_hook(n_layers: int) -> tuple[str, Any]:
     return (f"blocks.{n_layers - 1}.mlp.hook_in", keep_last)
 
 
-def _additive_mask(visible: Bool[Tensor, "rows q_pos k_pos"], dtype: torch.dtype) -> Float[Tensor, "rows 1 q_pos k_pos"]:
+def _additive_mask(
+    visible: Bool[Tensor, "rows q_pos k_pos"], dtype: torch.dtype
+) -> Float[Tensor, "rows 1 q_pos k_pos"]:
     """The eager-attention mask Hugging Face builds: 0 where visible, the dtype's minimum
     where not. A 4-D mask is used as it is by both the decoder and the bridge."""
+    seen = torch.zeros((), dtype=dtype, device=visible.device)
     blocked = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=visible.device)
-    return torch.where(visible, torch.zeros((), dtype=dtype, device=visible.device), blocked)[:, None]
+    return torch.where(visible, seen, blocked)[:, None]
 
 
 class _OpeningKeysValues:
@@ -243,7 +247,8 @@ def cache_group(
         )
     hidden = output.last_hidden_state[:, -1]
     resid_pre = [residuals[layer] for layer in range(model.n_layers)]
-    shared = shared_opening_length(batch) if _sees_whole_prompts(model, batch.input_ids.shape[1]) else 0
+    width = batch.input_ids.shape[1]
+    shared = shared_opening_length(batch) if _sees_whole_prompts(model, width) else 0
     return PromptGroup(torch.as_tensor(list(index)), batch, resid_pre, hidden, shared)
 
 
@@ -267,7 +272,10 @@ def suffix_hidden(
     once per distinct ablation instead of once per row (at most ``group.shared``).
     """
     if not 0 <= opening <= group.shared:
-        raise ValueError(f"opening={opening} must be between 0 and the group's shared opening ({group.shared}).")
+        raise ValueError(
+            f"opening={opening} must be between 0 and the group's shared opening "
+            f"({group.shared}); see PromptGroup.shared."
+        )
     rows = rows.to(group.batch.input_ids.device)
     if opening == 0:
         return _run_layers(

@@ -25,7 +25,12 @@ LONG_OPENING = [
 ]
 # Nothing in common from the first token on.
 NO_OPENING = ["Write a poem about the sea", "Explain how to pick a lock", "hi there"]
-ABLATIONS = [("undifferentiated", "query"), ("undifferentiated", "pattern"), ("scale", "query"), ("mean", "query")]
+ABLATIONS = [
+    ("undifferentiated", "query"),
+    ("undifferentiated", "pattern"),
+    ("scale", "query"),
+    ("mean", "query"),
+]
 
 
 def test_the_opening_of_chat_prompts_is_the_template_before_the_query(tokenizer):
@@ -61,7 +66,7 @@ def test_groups_record_their_opening(tiny):
     assert group.shared == 0
 
 
-def _rows_and_masks(fixed: torch.Tensor, layer: int, n_prompts: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+def _rows_and_masks(fixed: torch.Tensor, layer: int, n_prompts: int) -> tuple[torch.Tensor, ...]:
     """Every open head of ``layer`` on every prompt, head-major, on top of ``fixed``."""
     heads = [h for h in range(fixed.shape[1]) if not fixed[layer, h]]
     rows = torch.arange(n_prompts).repeat(len(heads))
@@ -85,14 +90,15 @@ def test_shared_opening_equals_full_passes(tiny, kind, via):
     for layer in range(4):
         rows, mask, heads = _rows_and_masks(fixed, layer, len(prompts))
         plain = suffix_hidden(model, group, layer, rows, mask, kind, 1e-5, via)
-        shared = suffix_hidden(model, group, layer, rows, mask, kind, 1e-5, via, opening=group.shared)
+        shared = suffix_hidden(model, group, layer, rows, mask, kind, 1e-5, via, group.shared)
         assert torch.allclose(shared, plain, atol=1e-5, rtol=0)
         for slot, head in enumerate(heads):
             ablation = Ablation((*fixed_heads, Head(layer, head)), kind, 1e-5, via)
             slow = last_hidden_reference(model, prompts, ablation, template="direct")
             fast = shared[slot * len(prompts) : (slot + 1) * len(prompts)].double()
             assert torch.allclose(fast, slow, atol=1e-5, rtol=0)
-            assert (slow - last_hidden_reference(model, prompts, None, template="direct")).abs().max() > 1e-2
+            vanilla = last_hidden_reference(model, prompts, None, template="direct")
+            assert (slow - vanilla).abs().max() > 1e-2  # the ablation matters
 
 
 def test_a_shorter_opening_than_shared_is_exact_too(tiny):
@@ -101,12 +107,13 @@ def test_a_shorter_opening_than_shared_is_exact_too(tiny):
     texts = [model.format(p, "direct") for p in LONG_OPENING]
     (group,) = build_groups(model, texts, none, ScoreSettings())
     rows, mask, _ = _rows_and_masks(none, 1, len(texts))
-    plain = suffix_hidden(model, group, 1, rows, mask, "undifferentiated", 1e-5, "query")
+    ablation = ("undifferentiated", 1e-5, "query")
+    plain = suffix_hidden(model, group, 1, rows, mask, *ablation)
     for opening in (1, group.shared // 2):
-        shared = suffix_hidden(model, group, 1, rows, mask, "undifferentiated", 1e-5, "query", opening=opening)
+        shared = suffix_hidden(model, group, 1, rows, mask, *ablation, opening=opening)
         assert torch.allclose(shared, plain, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="opening"):
-        suffix_hidden(model, group, 1, rows, mask, "undifferentiated", 1e-5, "query", opening=group.shared + 1)
+        suffix_hidden(model, group, 1, rows, mask, *ablation, opening=group.shared + 1)
 
 
 def _count_shared_passes(monkeypatch) -> dict[str, int]:
@@ -149,9 +156,10 @@ def test_min_shared_tokens(tiny, monkeypatch):
     with pytest.raises(ValueError, match="min_shared_tokens"):
         ScoreSettings(min_shared_tokens=0)
     count = _count_shared_passes(monkeypatch)
-    ships(tiny.model, LONG_OPENING, template="direct", heads="1.0", min_shared_tokens=None, progress=False)
+    one_head = dict(template="direct", heads="1.0", progress=False)
+    ships(tiny.model, LONG_OPENING, min_shared_tokens=None, **one_head)
     assert count["n"] == 0
-    ships(tiny.model, LONG_OPENING, template="direct", heads="1.0", min_shared_tokens=1000, progress=False)
+    ships(tiny.model, LONG_OPENING, min_shared_tokens=1000, **one_head)
     assert count["n"] == 0
-    ships(tiny.model, LONG_OPENING, template="direct", heads="1.0", progress=False)
+    ships(tiny.model, LONG_OPENING, **one_head)
     assert count["n"] > 0
