@@ -178,6 +178,7 @@ def sahara(
     select: str = "plain",
     max_batch_tokens: int = 4096,
     max_group_prompts: int = 64,
+    min_shared_tokens: int | None = 8,
     checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> SaharaResult:
@@ -187,8 +188,12 @@ def sahara(
     ``heads`` restricts the candidates; ``control`` adds control maps; ``select`` is
     ``plain`` (the paper) or ``contrast`` (needs ``control``). ``checkpoint`` is an output
     JSON path written after every (step, layer); a re-run with the same arguments resumes.
+    ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
+    speed and memory (:class:`~safety_heads.scoring.ScoreSettings`).
     """
-    settings = ScoreSettings(kind, epsilon, via, max_batch_tokens, max_group_prompts)
+    settings = ScoreSettings(
+        kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
+    )
     if select not in SELECT_MODES:
         raise ValueError(f"select={select!r} is not one of {SELECT_MODES}.")
     if select == "contrast" and control is None:

@@ -22,8 +22,12 @@ class ScoreSettings:
     """How heads are ablated while scoring, and how the work is batched.
 
     ``max_batch_tokens`` bounds one pass (rows x prompt width); ``max_group_prompts``
-    bounds how many prompts share one residual cache. Neither changes the scores beyond
-    float rounding; both trade memory for speed.
+    bounds how many prompts share one residual cache. ``min_shared_tokens``: when the
+    prompts of a group all start with the same tokens (a chat template's system prompt)
+    and there are at least this many of them, that opening is run once per ablated head
+    instead of once per (head, prompt) (see :mod:`safety_heads.suffix`); ``None`` never
+    shares, which is only useful to measure what sharing saves. None of the three changes
+    the scores beyond float rounding; they trade memory or overhead for speed.
     """
 
     kind: str = "undifferentiated"
@@ -31,6 +35,7 @@ class ScoreSettings:
     via: str = "query"
     max_batch_tokens: int = 4096
     max_group_prompts: int = 64
+    min_shared_tokens: int | None = 8
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(AblationKind):
@@ -42,6 +47,18 @@ class ScoreSettings:
         for name in ("max_batch_tokens", "max_group_prompts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.min_shared_tokens is not None and self.min_shared_tokens < 1:
+            raise ValueError(
+                f"min_shared_tokens must be >= 1, or None to never share an opening; "
+                f"got {self.min_shared_tokens}."
+            )
+
+    def shared_opening(self, shared: int) -> int:
+        """How many of a group's ``shared`` opening tokens to run once per ablation: all of
+        them when there are enough, else none."""
+        if self.min_shared_tokens is None or shared < self.min_shared_tokens:
+            return 0
+        return shared
 
     def provenance(self) -> dict[str, Any]:
         """The settings that change results (batching does not)."""
@@ -103,14 +120,19 @@ def layer_hidden(
         # Row r ablates heads[r // size] for prompt r % size of this group.
         slot_of_row = torch.arange(len(heads)).repeat_interleave(size)
         prompt_of_row = torch.arange(size).repeat(len(heads))
+        # Rows per pass are bounded by the full width even when the opening is shared: the
+        # remainder rows still attend to (and hold keys for) every position.
         width = group.batch.input_ids.shape[1]
+        opening = settings.shared_opening(group.shared)
         for part in row_chunks(len(slot_of_row), width, settings.max_batch_tokens):
             n_rows = part.stop - part.start
             mask = fixed.expand(n_rows, -1, -1).clone()
             mask[torch.arange(n_rows), layer, head_ids[slot_of_row[part]]] = True
+            # Sharing pays only when several rows of this pass ablate the same head.
+            shares = n_rows > len(slot_of_row[part].unique())
             hidden = suffix_hidden(
                 model, group, layer, prompt_of_row[part], mask,
-                settings.kind, settings.epsilon, settings.via,
+                settings.kind, settings.epsilon, settings.via, opening if shares else 0,
             )
             if out is None:
                 out = hidden.new_empty(len(heads), n_prompts, hidden.shape[-1])

@@ -233,6 +233,7 @@ def ships(
     top_k: int = 10,
     max_batch_tokens: int = 4096,
     max_group_prompts: int = 64,
+    min_shared_tokens: int | None = 8,
     checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> ShipsResult:
@@ -241,8 +242,12 @@ def ships(
     ``control`` adds the same scores on control prompts and the contrastive ranking.
     ``checkpoint`` is an output JSON path: progress is written there after every layer,
     a re-run with the same arguments resumes, and the finished result is written there.
+    ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
+    speed and memory (:class:`~safety_heads.scoring.ScoreSettings`).
     """
-    settings = ScoreSettings(kind, epsilon, via, max_batch_tokens, max_group_prompts)
+    settings = ScoreSettings(
+        kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
+    )
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}.")
     candidates = candidate_mask(model, heads)

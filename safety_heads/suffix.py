@@ -17,9 +17,24 @@ position. Rows per pass are bounded by a token budget (rows x prompt width), whi
 memory.
 
 The suffix runs through the wrapped Hugging Face decoder with its layer list temporarily
-cut to ``layers[l:]``: hook names keep their global layer index, masks and rotary
-embeddings are built by the model's own code, and the result equals a full forward pass
-bit for bit (the test suite checks it against the one-pass-per-head reference loop).
+cut to ``layers[l:]``: hook names keep their global layer index, rotary embeddings are
+built by the model's own code, and the result equals a full forward pass to float rounding
+(the test suite checks it against the one-pass-per-head reference loop).
+
+Two more savings:
+
+3. Shared openings. Chat-formatted prompts start with the same tokens (the template's
+   system prompt is often more than half of each prompt). Under causal attention those
+   positions never see what follows, so for a given ablation their hidden states, keys and
+   values are the same in every prompt. When a group's prompts share an opening of ``P``
+   tokens (:func:`shared_opening_length`), the opening is run once per distinct ablation
+   (one row, not one row per prompt), its keys and values are recorded in every layer, and
+   the prompt-specific remainders run on their own, attending to the opening's keys and
+   values repeated along the batch to the rows that share that ablation. Layout of a
+   remainder row: ``[opening | padding | remainder]`` as keys, ``[padding | remainder]``
+   as queries, with the prompt's own position ids (``P, P+1, ...`` for the remainder) and
+   an explicit 4-D mask (every opening key visible, remainder keys causal and unpadded).
+4. The last layer's MLP runs on the last position only: nothing reads the others.
 """
 
 from collections.abc import Iterator, Sequence
@@ -33,7 +48,14 @@ from torch import Tensor
 from safety_heads.ablation import ablation_hooks
 from safety_heads.prompts import TokenBatch, encode_prompts
 
-__all__ = ["PromptGroup", "prompt_groups", "cache_group", "suffix_hidden", "unembed_logprobs"]
+__all__ = [
+    "PromptGroup",
+    "prompt_groups",
+    "shared_opening_length",
+    "cache_group",
+    "suffix_hidden",
+    "unembed_logprobs",
+]
 
 
 @dataclass
@@ -43,12 +65,16 @@ class PromptGroup:
     ``index`` holds the positions of these prompts in the caller's prompt list.
     ``resid_pre[l]`` is the residual stream entering layer ``l``; ``hidden`` the final-norm
     hidden state at the last position; both with the group's fixed heads ablated.
+    ``shared`` is the length of the opening all its prompts share
+    (:func:`shared_opening_length`; 0 for a model with a sliding window shorter than the
+    prompts).
     """
 
     index: Int[Tensor, " group"]
     batch: TokenBatch
     resid_pre: list[Tensor]
     hidden: Float[Tensor, "group d_model"]
+    shared: int = 0
 
 
 def prompt_groups(tokenizer: Any, texts: Sequence[str], max_prompts: int) -> list[tuple[list[int], TokenBatch]]:
@@ -65,6 +91,36 @@ def prompt_groups(tokenizer: Any, texts: Sequence[str], max_prompts: int) -> lis
     return groups
 
 
+def shared_opening_length(batch: TokenBatch) -> int:
+    """How many tokens every prompt of ``batch`` starts with (its longest common token
+    prefix), capped so that every prompt keeps at least one token of its own.
+
+    The cap matters: the last position of each prompt must be computed per prompt, since
+    it is what gets scored. 0 when the prompts share nothing.
+    """
+    lengths = batch.attention_mask.sum(dim=-1)  # [batch]
+    shortest = int(lengths.min())
+    width = batch.input_ids.shape[1]
+    # Left padding: prompt i starts at column width - lengths[i]; read every prompt's first
+    # `shortest` tokens aligned on its start.
+    offsets = torch.arange(shortest, device=lengths.device)
+    columns = (width - lengths)[:, None] + offsets  # [batch, shortest]
+    tokens = batch.input_ids.gather(1, columns)
+    agree = (tokens == tokens[:1]).all(dim=0)  # [shortest]: same token in every prompt
+    common = int(agree.long().cumprod(dim=0).sum())
+    return min(common, shortest - 1)
+
+
+def _sees_whole_prompts(model: Any, width: int) -> bool:
+    """Whether every layer attends to all of a ``width``-token prompt. A sliding window
+    shorter than that would have to be part of the shared path's explicit mask, which does
+    not model one; such groups keep the plain path (the decoder builds their masks)."""
+    config = model.hf_model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(config, "sliding_window", None)
+    return window is None or window >= width
+
+
 def _decoder(model: Any) -> Any:
     hf_model = model.hf_model
     return hf_model.get_decoder() if hasattr(hf_model, "get_decoder") else hf_model.model
@@ -75,6 +131,88 @@ def _layer_hooks(mask: Bool[Tensor, "rows n_layers n_heads"], first_layer: int, 
     trimmed = mask.clone()
     trimmed[:, :first_layer] = False
     return ablation_hooks(trimmed, kind, epsilon, via)
+
+
+def _last_position_hook(n_layers: int) -> tuple[str, Any]:
+    """A hook that feeds the last layer's MLP the last position only.
+
+    Only the last position's final hidden state is read, and in the last layer nothing
+    after the MLP mixes positions. The block adds the MLP output ``[rows, 1, d_model]`` to
+    its residual ``[rows, pos, d_model]`` by broadcasting, so every position comes out
+    with the last position's MLP output: wrong for the others, which nobody reads.
+    """
+
+    def keep_last(hidden: Float[Tensor, "rows pos d_model"], *, hook: Any) -> Tensor:
+        return hidden[:, -1:]
+
+    return (f"blocks.{n_layers - 1}.mlp.hook_in", keep_last)
+
+
+def _additive_mask(
+    visible: Bool[Tensor, "rows q_pos k_pos"], dtype: torch.dtype
+) -> Float[Tensor, "rows 1 q_pos k_pos"]:
+    """The eager-attention mask Hugging Face builds: 0 where visible, the dtype's minimum
+    where not. A 4-D mask is used as it is by both the decoder and the bridge."""
+    seen = torch.zeros((), dtype=dtype, device=visible.device)
+    blocked = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=visible.device)
+    return torch.where(visible, seen, blocked)[:, None]
+
+
+class _OpeningKeysValues:
+    """Stands in for the KV cache: records the opening's keys and values, then prepends them.
+
+    The bridge's attention calls ``update(keys, values, layer_index)`` after the rotary
+    embedding and attends to what it returns; nothing else of a cache is used once the
+    decoder receives a 4-D mask and explicit position ids. While ``rows`` is None (the
+    opening pass) each layer's keys and values ``[distinct, n_kv_heads, P, d_head]`` are
+    kept. With ``rows`` set (the remainder pass; row ``r`` shares the ablation of opening
+    row ``rows[r]``) the opening's are repeated to those rows and put in front of the
+    remainder's. Nothing is stored then, so one layer's repeated copy lives at a time.
+    """
+
+    def __init__(self) -> None:
+        self.keys: dict[int, Tensor] = {}
+        self.values: dict[int, Tensor] = {}
+        self.rows: Tensor | None = None
+
+    def update(self, keys: Tensor, values: Tensor, layer_index: int) -> tuple[Tensor, Tensor]:
+        if self.rows is None:
+            self.keys[layer_index], self.values[layer_index] = keys, values
+            return keys, values
+        return (
+            torch.cat([self.keys[layer_index][self.rows], keys], dim=-2),
+            torch.cat([self.values[layer_index][self.rows], values], dim=-2),
+        )
+
+
+def _run_layers(
+    model: Any,
+    first_layer: int,
+    hidden: Float[Tensor, "rows pos d_model"],
+    attention_mask: Tensor,
+    position_ids: Int[Tensor, "rows pos"],
+    hooks: list,
+    past: _OpeningKeysValues | None = None,
+) -> Float[Tensor, "rows d_model"]:
+    """Run layers ``first_layer..L-1`` and the final norm on ``hidden`` with ``hooks``;
+    return the last position. ``attention_mask`` is 2-D (padding; the decoder adds the
+    causal part) or a ready 4-D additive mask."""
+    decoder = _decoder(model)
+    layers = decoder.layers
+    hooks = [*hooks, _last_position_hook(model.n_layers)]
+    with model.bridge.hooks(fwd_hooks=hooks):
+        decoder.layers = torch.nn.ModuleList(list(layers)[first_layer:])
+        try:
+            output = decoder(
+                inputs_embeds=hidden,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=past,
+                use_cache=False,
+            )
+        finally:
+            decoder.layers = layers
+    return output.last_hidden_state[:, -1]
 
 
 @torch.no_grad()
@@ -109,7 +247,9 @@ def cache_group(
         )
     hidden = output.last_hidden_state[:, -1]
     resid_pre = [residuals[layer] for layer in range(model.n_layers)]
-    return PromptGroup(torch.as_tensor(list(index)), batch, resid_pre, hidden)
+    width = batch.input_ids.shape[1]
+    shared = shared_opening_length(batch) if _sees_whole_prompts(model, width) else 0
+    return PromptGroup(torch.as_tensor(list(index)), batch, resid_pre, hidden, shared)
 
 
 @torch.no_grad()
@@ -122,30 +262,88 @@ def suffix_hidden(
     kind: str,
     epsilon: float,
     via: str,
+    opening: int = 0,
 ) -> Float[Tensor, "rows d_model"]:
     """Final-norm last-position hidden states of ``rows`` (prompt indices within the
     group), running layers ``layer..L-1`` from the cache with ``mask[i]`` ablated in row i.
 
     ``mask`` must include the group's fixed heads (for layers from ``layer`` on).
+    ``opening`` > 0 runs the first ``opening`` tokens, which all the group's prompts share,
+    once per distinct ablation instead of once per row (at most ``group.shared``).
     """
-    decoder = _decoder(model)
+    if not 0 <= opening <= group.shared:
+        raise ValueError(
+            f"opening={opening} must be between 0 and the group's shared opening "
+            f"({group.shared}); see PromptGroup.shared."
+        )
     rows = rows.to(group.batch.input_ids.device)
-    resid = group.resid_pre[layer][rows]
-    attention_mask = group.batch.attention_mask[rows]
-    position_ids = group.batch.position_ids[rows]
-    layers = decoder.layers
-    with model.bridge.hooks(fwd_hooks=_layer_hooks(mask, layer, kind, epsilon, via)):
-        decoder.layers = torch.nn.ModuleList(list(layers)[layer:])
-        try:
-            output = decoder(
-                inputs_embeds=resid,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                use_cache=False,
-            )
-        finally:
-            decoder.layers = layers
-    return output.last_hidden_state[:, -1]
+    if opening == 0:
+        return _run_layers(
+            model, layer, group.resid_pre[layer][rows], group.batch.attention_mask[rows],
+            group.batch.position_ids[rows], _layer_hooks(mask, layer, kind, epsilon, via),
+        )
+    return _shared_opening_hidden(model, group, layer, rows, mask, kind, epsilon, via, opening)
+
+
+def _shared_opening_hidden(
+    model: Any,
+    group: PromptGroup,
+    layer: int,
+    rows: Int[Tensor, " rows"],
+    mask: Bool[Tensor, "rows n_layers n_heads"],
+    kind: str,
+    epsilon: float,
+    via: str,
+    opening: int,
+) -> Float[Tensor, "rows d_model"]:
+    """:func:`suffix_hidden` in two passes: the shared opening once per distinct ablation,
+    then the remainders attending to the opening's keys and values."""
+    resid = group.resid_pre[layer]
+    device, dtype = resid.device, resid.dtype
+    width = resid.shape[1]
+    # Rows whose ablations agree from `layer` on (earlier layers do not run) share an
+    # opening; `owner[r]` is row r's opening row.
+    distinct, owner = torch.unique(mask[:, layer:].flatten(1).byte(), dim=0, return_inverse=True)
+    opening_mask = torch.zeros(len(distinct), *mask.shape[1:], dtype=torch.bool)
+    opening_mask[:, layer:] = distinct.bool().view(len(distinct), -1, mask.shape[2])
+    past = _OpeningKeysValues()
+
+    # Opening pass: the opening is the same in every prompt, so read it from a prompt that
+    # fills the whole width (no padding); positions 0..P-1, plain causal attention.
+    unpadded = int(group.batch.attention_mask[:, 0].argmax())
+    causal = torch.ones(opening, opening, dtype=torch.bool, device=device).tril()
+    _run_layers(
+        model, layer,
+        resid[unpadded, :opening].expand(len(distinct), -1, -1),
+        _additive_mask(causal.expand(len(distinct), -1, -1), dtype),
+        torch.arange(opening, device=device).expand(len(distinct), -1),
+        _layer_hooks(opening_mask, layer, kind, epsilon, via),
+        past,
+    )
+
+    # Remainder pass: the last width - P columns of each prompt. Left padding puts prompt
+    # i's remainder in the last lengths[i] - P of them; the columns before it (padding or
+    # the end of the prompt's own opening) are hidden as keys and their outputs unused.
+    remainder = width - opening
+    lengths = group.batch.attention_mask[rows].sum(dim=-1)  # [rows]
+    own = torch.arange(remainder, device=device) >= (width - lengths)[:, None]  # [rows, remainder]
+    causal = torch.ones(remainder, remainder, dtype=torch.bool, device=device).tril()
+    visible = torch.cat(
+        [
+            own.new_ones(len(rows), remainder, opening),  # every opening key
+            own[:, None, :] & causal,  # the prompt's own earlier remainder keys
+        ],
+        dim=-1,
+    )  # [rows, q_pos = remainder, k_pos = opening + remainder]
+    past.rows = owner.to(device)
+    return _run_layers(
+        model, layer,
+        resid[rows, opening:],
+        _additive_mask(visible, dtype),
+        group.batch.position_ids[rows, opening:],  # the prompt's own positions: P, P+1, ...
+        _layer_hooks(mask, layer, kind, epsilon, via),
+        past,
+    )
 
 
 @torch.no_grad()
