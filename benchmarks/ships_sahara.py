@@ -6,8 +6,10 @@
 (b) one Sahara step (Generalized Ships of every head, rank 1) over 32 AdvBench prompts.
 
 Each is timed by the reference loop (one full forward pass per head and prompt, like the
-paper's code) and by the fast path (cached residuals, layer suffixes, batched ablations),
-the numbers of both are compared, and the speed-up is printed. The reference loop's cost
+paper's code) and by the fast path (cached residuals, layer suffixes, batched ablations,
+the chat template's shared opening computed once per ablation), the numbers of both are
+compared, and the speed-up is printed. ``--unshared`` also times the fast path with the
+shared opening switched off (``min_shared_tokens=None``), to show what that step adds. The reference loop's cost
 per head is the same for every head (a full pass per prompt), so with ``--naive-sample N``
 it is timed on N heads spread over all layers and scaled to all heads (its time x
 (heads + 1) / (N + 1): one base pass and one pass per head for each prompt); the printout
@@ -106,6 +108,13 @@ def measure(title, model, prompts, args, sampled, naive_run, fast_run, pick, cei
     naive, naive_s = timed(lambda: naive_run(model, prompts, sampled, template=args.template))
     fast, fast_s = timed(lambda: fast_run(model, prompts, template=args.template, progress=False))
     gap = (pick(fast, sampled) - naive).abs().max().item()
+    if args.unshared:
+        plain, plain_s = timed(lambda: fast_run(model, prompts, template=args.template,
+                                                min_shared_tokens=None, progress=False))
+        plain_gap = (pick(plain, sampled) - naive).abs().max().item()
+        print(f"{title}: fast path without the shared opening {plain_s:.1f} s, speed-up "
+              f"{naive_s * scale / plain_s:.1f}x, max |difference| {plain_gap:.2e} {unit}; "
+              f"sharing the opening makes it {plain_s / fast_s:.2f}x faster", flush=True)
     flops = fast_path_flops(model, prompts, args.template, fast_run)
     useful = flops * real_token_share(model, prompts, args.template) / fast_s
     print(f"{title}, {n_total} heads x {len(prompts)} prompts: reference loop "
@@ -123,6 +132,8 @@ def main() -> None:
     parser.add_argument("--ships-prompts", type=int, default=8)
     parser.add_argument("--sahara-prompts", type=int, default=32)
     parser.add_argument("--only", choices=["a", "b"], default=None, help="run one part only")
+    parser.add_argument("--unshared", action="store_true",
+                        help="also time the fast path without the shared opening")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = sh.load_model("smollm2-135m-instruct")

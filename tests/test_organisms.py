@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import safety_heads as sh
+import safety_heads.organisms as organisms
 from safety_heads import load_model
 from safety_heads.evaluation import GenerationConfig, generate_responses
 from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
@@ -25,11 +26,11 @@ from safety_heads.training import RECIPES, _batches, _extract, _trainable, held_
 BUILT = [name for name in ORGANISMS if (organism_folder(name) / WEIGHTS_FILE).is_file()]
 
 
-def test_shipped_organisms_and_clear_error_for_the_rest():
-    assert "smollm2-planted" in BUILT
-    for name in set(ORGANISMS) - set(BUILT):
-        with pytest.raises(sh.ModelLoadError, match=f"organism build {name}"):
-            sh.load_model(name)
+def test_every_organism_is_shipped_and_a_missing_one_says_how_to_build_it(monkeypatch, tmp_path):
+    assert set(BUILT) == set(ORGANISMS)
+    monkeypatch.setattr(organisms, "organism_folder", lambda name: tmp_path / name)
+    with pytest.raises(sh.ModelLoadError, match="organism build smollm2-refusal-b"):
+        sh.load_model("smollm2-refusal-b")
 
 
 @pytest.fixture(scope="module", params=BUILT)
