@@ -147,8 +147,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             for short, kind in KINDS.items():
                 entry["asr"][f"sahara-{count}-{short}"] = run.asr(
                     asr_prompts, search.heads[:count], kind, f"sahara{count}-{short}")
-        entry["datasets"]["generalized_vs_ships"] = compare_maps(
-            full.scores, ships.mean, labels=("generalized", "ships")).to_dict()
+        entry["datasets"]["generalized_vs_ships"] = overlap(
+            full.scores, ships.mean, ("generalized", "ships"))
     entry["side_effects"] = {"none": run.side_effects(harmless, [], "none"),
                              "ships-top3": run.side_effects(harmless, top_ships[:3], "ships3")}
     if search is not None and len(search.heads) >= 3:
@@ -156,8 +156,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     for dataset in filter(None, args.datasets.split(",")):
         other = sh.ships(model, load_prompts(dataset)[: args.prompts],
                          checkpoint=run.path("ships", dataset), progress=True)
-        entry["datasets"][f"advbench_vs_{dataset}"] = compare_maps(
-            ships.mean, other.mean, labels=("advbench", dataset)).to_dict()
+        entry["datasets"][f"advbench_vs_{dataset}"] = overlap(
+            ships.mean, other.mean, ("advbench", dataset))
     truth = planted_heads(read_card(name))
     if truth:
         entry["planted"] = [str(h) for h in truth]
@@ -173,6 +173,13 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         entry["asr"]["planted-first-ua"] = run.asr(asr_prompts, list(truth[:1]), "undifferentiated",
                                                    "planted1-ua")
     return entry
+
+
+def overlap(a: torch.Tensor, b: torch.Tensor, labels: tuple[str, str]) -> dict:
+    """Rank agreement of two head maps: Spearman, top-10 Jaccard and the shared heads."""
+    comparison = compare_maps(a, b, labels=labels)
+    data = comparison.to_json()
+    return {k: data[k] for k in ("spearman", "jaccard", "top_k", "shared", "top_a", "top_b")}
 
 
 def listing(entries, n: int = 5) -> str:
@@ -259,7 +266,7 @@ def main() -> None:
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             maps = [sh.ShipsResult.load(RESULTS / f"ships-{n}.json").mean for n in (a, b)]
-            siblings[f"{a}_vs_{b}"] = compare_maps(*maps, labels=(a, b)).to_dict()
+            siblings[f"{a}_vs_{b}"] = overlap(*maps, (a, b))
     findings["_siblings"] = siblings
     text = markdown(findings)
     (RESULTS / "findings.md").write_text(text)
