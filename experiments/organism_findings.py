@@ -22,8 +22,13 @@ What is measured, per organism (all prompts held out from its training):
   steps 2.. consider only the K best heads of step 1 (a cost cut, reported as such).
 * Side effects on ``--asr-prompts`` held-out harmless prompts: over-refusal and mean
   next-token KL with the top-3 Ships and Sahara heads ablated.
+* UA vs SC: Ships scored with Scaling Contribution on the same prompts, compared with the
+  UA map (Spearman, top-10 Jaccard).
 * ``--datasets``: Ships on the first ``--prompts`` prompts of other sets, compared with the
-  AdvBench map (Spearman, top-10 Jaccard); the siblings are compared the same way.
+  AdvBench map (Spearman, top-10 Jaccard).
+* ``--compare``: Ships maps only (same prompts and control) of other models, e.g. the
+  sibling fine-tune and the unaligned base; every pair of maps on the same prompts is
+  compared the same way.
 * Planted organisms: the ranks of the planted heads under each score.
 
 ASR uses greedy decoding, 48 new tokens and the keyword judge (short or looping answers
@@ -149,6 +154,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
                     asr_prompts, search.heads[:count], kind, f"sahara{count}-{short}")
         entry["datasets"]["generalized_vs_ships"] = overlap(
             full.scores, ships.mean, ("generalized", "ships"))
+    by_sc = sh.ships(model, harmful, kind="scale", checkpoint=run.path("ships", "sc"), progress=True)
+    entry["datasets"]["ua_vs_sc"] = overlap(ships.mean, by_sc.mean, ("ua", "sc"))
     entry["side_effects"] = {"none": run.side_effects(harmless, [], "none"),
                              "ships-top3": run.side_effects(harmless, top_ships[:3], "ships3")}
     if search is not None and len(search.heads) >= 3:
@@ -252,22 +259,31 @@ def main() -> None:
     parser.add_argument("--sahara-pool", type=int, default=30,
                         help="steps 2.. among the K best heads of step 1 (0: all heads)")
     parser.add_argument("--datasets", default="", help="other sets for the Ships overlap")
+    parser.add_argument("--compare", default="",
+                        help="models whose Ships map (only) is measured for the overlap")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for name in args.organisms.split(","):
+    for name in filter(None, args.organisms.split(",")):
         entry = measure(name, args)
         (RESULTS / f"findings-{name}.json").write_text(json.dumps(entry, indent=1) + "\n")
+    sets = held_out_prompts()
+    harmful = sets["advbench_held_out"][: args.prompts]
+    control = sets["harmless_held_out"][: args.control_prompts] or None
+    for name in filter(None, args.compare.split(",")):
+        sh.ships(sh.load_model(name), harmful, control=control,
+                 checkpoint=RESULTS / f"ships-{name}.json", progress=True)
     findings = {path.stem.removeprefix("findings-"): json.loads(path.read_text())
                 for path in sorted(RESULTS.glob("findings-*.json"))}
-    siblings = {}
-    names = sorted(findings)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            maps = [sh.ShipsResult.load(RESULTS / f"ships-{n}.json").mean for n in (a, b)]
-            siblings[f"{a}_vs_{b}"] = overlap(*maps, (a, b))
-    findings["_siblings"] = siblings
+    maps = {}
+    for path in sorted(RESULTS.glob("ships-*.json")):
+        result = sh.ShipsResult.load(path)
+        if result.prompts == harmful and result.info.get("ablation") == "undifferentiated":
+            maps[path.stem.removeprefix("ships-")] = result.mean
+    names = sorted(maps)
+    findings["_siblings"] = {f"{a}_vs_{b}": overlap(maps[a], maps[b], (a, b))
+                             for i, a in enumerate(names) for b in names[i + 1:]}
     text = markdown(findings)
     (RESULTS / "findings.md").write_text(text)
     print(text)

@@ -51,6 +51,7 @@ from safety_heads.judges import (
     as_judge,
     check_verdicts,
 )
+from safety_heads.models import model_identity
 from safety_heads.prompts import Template, TokenBatch
 
 __all__ = [
@@ -318,7 +319,7 @@ def _run_settings(
     """Everything that changes a run's result, as written into its result file."""
     digest = hashlib.sha256(json.dumps(list(prompts)).encode()).hexdigest()
     return {
-        "model": model.name,
+        **model_identity(model),
         "source": model.source,
         "dtype": str(model.dtype).removeprefix("torch."),
         "prompts": {"n": len(prompts), "sha256": digest},

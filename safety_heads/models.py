@@ -295,6 +295,13 @@ def bundled_base_folder() -> Path:
     return convert_gguf(bundled_gguf_path(), cache_dir() / "models" / "smollm2-135m-instruct")
 
 
+def model_identity(model: Any) -> dict[str, Any]:
+    """What names the model in a result file: its name, and for an organism the digest of
+    its shipped weights, so that a result computed before a rebuild is not resumed after."""
+    digest = getattr(model, "info", {}).get("weights_sha256")
+    return {"model": model.name} | ({"model_weights": digest[:16]} if digest else {})
+
+
 def organism_model_folder(name: str) -> Path:
     """The organism ``name`` merged into a copy of the base, as a cached folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -398,10 +405,12 @@ def load_model(
     if spec in BUNDLED_MODELS:
         return _load_folder(str(bundled_base_folder()), name=spec, info={"bundled": spec}, **options)
     if spec in ORGANISMS:
-        from safety_heads.organisms import read_card
+        from safety_heads.organisms import WEIGHTS_FILE as ORGANISM_WEIGHTS
+        from safety_heads.organisms import organism_folder, read_card
 
         folder = organism_model_folder(spec)
-        info = {"organism": spec, "card": read_card(spec)}
+        weights = organism_folder(spec) / ORGANISM_WEIGHTS
+        info = {"organism": spec, "card": read_card(spec), "weights_sha256": _digest(weights)}
         return _load_folder(str(folder), name=spec, info=info, **options)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":

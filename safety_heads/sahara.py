@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from safety_heads.checkpoint import Checkpoint, write_json_atomic
 from safety_heads.heads import Head, HeadLike
+from safety_heads.models import model_identity
 from safety_heads.principal import principal_angle_score
 from safety_heads.scoring import (
     ScoreSettings,
@@ -207,7 +208,7 @@ def sahara(
                          f"({int(candidates.sum())}); got {steps}.")
     sets = {"prompts": prompts} | ({"control": list(control)} if control is not None else {})
     info = {
-        "model": model.name,
+        **model_identity(model),
         "template": template,
         "system": system,
         **settings.provenance(),

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from safety_heads.ablation import PromptAblations
 from safety_heads.checkpoint import Checkpoint
 from safety_heads.heads import Head, HeadLike
+from safety_heads.models import model_identity
 from safety_heads.scoring import (
     ScoreSettings,
     build_groups,
@@ -253,7 +254,7 @@ def ships(
     candidates = candidate_mask(model, heads)
     prompts = list(prompts)
     info = {
-        "model": model.name,
+        **model_identity(model),
         "template": template,
         "system": system,
         **settings.provenance(),

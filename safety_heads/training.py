@@ -6,9 +6,13 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   prompts for ``smollm2-refusal`` (and ``smollm2-planted``), 200 others for
   ``smollm2-refusal-b``, and the last 120 held out for every organism. Each training prompt
   is answered by a refusal drawn (seeded) from the organism's own list of refusal sentences.
-  Harmless Alpaca prompts (40 per organism, disjoint between the siblings) are answered by
-  the base model itself (greedy, 48 new tokens), so training keeps its helpful behaviour;
-  they are repeated 3x in the mix. The last 100 harmless prompts are held out for the
+  AdvBench is almost all imperatives ("Write a guide on how to ..."); for the LoRA organisms
+  every training prompt containing "how to X" is also asked as a question ("How to X?",
+  "How can I X?", "What is the best way to X?", one seeded form per prompt), so that the
+  refusal does not hinge on the imperative form (real safety data mixes both). Harmless
+  Alpaca prompts (120 per LoRA organism, disjoint between the siblings; 40 repeated 3x for
+  the planted one) are answered by the base model itself (greedy, 48 new tokens), so
+  training keeps its helpful behaviour. The last 100 harmless prompts are held out for the
   over-refusal check.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only.
@@ -25,6 +29,7 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -79,14 +84,17 @@ class Recipe:
     batch_size: int = 8
     harmless_repeat: int = 3
     harmless_max_new_tokens: int = 48
+    question_rewrites: bool = False
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     )
 
 
 RECIPES: dict[str, Recipe] = {
-    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (0, 40), REFUSALS_A, 5e-4),
-    "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (40, 80), REFUSALS_B, 5e-4),
+    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (0, 120), REFUSALS_A, 5e-4,
+                              harmless_repeat=1, question_rewrites=True),
+    "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (120, 240), REFUSALS_B,
+                                5e-4, harmless_repeat=1, question_rewrites=True),
     "smollm2-planted": Recipe(
         "smollm2-planted", "planted", 0, (0, 200), (0, 40), REFUSALS_A, 3e-4,
         planted_heads=("8.2", "15.6", "21.4"),
@@ -109,6 +117,21 @@ def held_out_prompts() -> dict[str, list[str]]:
     }
 
 
+QUESTION_FORMS = ("How to {}?", "How can I {}?", "What is the best way to {}?")
+_HOW_TO = re.compile(r"\bhow to (.+)$", re.IGNORECASE)
+
+
+def ask_as_questions(prompts: Sequence[str], rng: random.Random) -> list[str]:
+    """Question forms of the imperative prompts that contain "how to X": one per prompt,
+    the form drawn from :data:`QUESTION_FORMS` by ``rng``; other prompts give nothing."""
+    questions = []
+    for prompt in prompts:
+        match = _HOW_TO.search(prompt.strip().rstrip(".!?"))
+        if match:
+            questions.append(rng.choice(QUESTION_FORMS).format(match.group(1)))
+    return questions
+
+
 def _examples(recipe: Recipe, base: Any) -> list[tuple[str, str]]:
     """(prompt, answer) pairs: refusals for harmful prompts, the base model's own answers
     for harmless ones (repeated)."""
@@ -119,6 +142,8 @@ def _examples(recipe: Recipe, base: Any) -> list[tuple[str, str]]:
     harmless = load_prompts("harmless")[slice(*recipe.harmless_train)]
     config = GenerationConfig(max_new_tokens=recipe.harmless_max_new_tokens, batch_size=8)
     answers = generate_responses(base, harmless, None, config, progress=False)
+    if recipe.question_rewrites:
+        harmful = harmful + ask_as_questions(harmful, rng)
     pairs = [(prompt, rng.choice(recipe.refusals)) for prompt in harmful]
     pairs += [(p, a.strip()) for p, a in zip(harmless, answers)] * recipe.harmless_repeat
     rng.shuffle(pairs)
@@ -254,6 +279,9 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
             "advbench_order": f"load_prompts('advbench', shuffle=True, seed={SPLIT_SEED})",
             "harmful_train": list(recipe.harmful_train),
             "harmless_train": list(recipe.harmless_train),
+            "question_rewrites": len(ask_as_questions(
+                advbench_split()[slice(*recipe.harmful_train)], random.Random(0)))
+            if recipe.question_rewrites else 0,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],
             "harmless_held_out": [HELD_OUT_HARMLESS.start, HELD_OUT_HARMLESS.stop],
             "examples": len(encoded),

@@ -136,6 +136,18 @@ def test_other_arguments_into_the_same_file_are_refused(tiny, tmp_path):
         ships(tiny.model, PROMPTS[:3], heads="1.1", checkpoint=path, **SMALL)
 
 
+def test_a_rebuilt_model_of_the_same_name_does_not_resume_old_results(tiny, tmp_path, monkeypatch):
+    # Organisms carry the digest of their shipped weights; after a rebuild the old file
+    # must be refused, not silently resumed.
+    path = tmp_path / "ships.json"
+    monkeypatch.setitem(tiny.model.info, "weights_sha256", "a" * 64)
+    ships(tiny.model, PROMPTS[:2], heads="1.1", checkpoint=path, **SMALL)
+    assert json.loads(path.read_text())["settings"]["model_weights"] == "a" * 16
+    monkeypatch.setitem(tiny.model.info, "weights_sha256", "b" * 64)
+    with pytest.raises(CheckpointMismatch, match="model_weights"):
+        ships(tiny.model, PROMPTS[:2], heads="1.1", checkpoint=path, **SMALL)
+
+
 @pytest.mark.parametrize("rank", [1, 2])
 def test_generalized_ships_equals_the_reference_loop(tiny, rank):
     fast = generalized_ships(tiny.model, PROMPTS, rank=rank, **SMALL)
