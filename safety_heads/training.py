@@ -12,8 +12,13 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   refusal does not hinge on the imperative form (real safety data mixes both). Harmless
   Alpaca prompts (120 per LoRA organism, disjoint between the siblings; 40 repeated 3x for
   the planted one) are answered by the base model itself (greedy, 48 new tokens), so
-  training keeps its helpful behaviour. The last 100 harmless prompts are held out for the
-  over-refusal check.
+  training keeps its helpful behaviour. ``Recipe.harmless_questions`` also asks the
+  harmless tasks that start with a common task verb in the same question forms ("How can I
+  create a logo?"), answered by the base model too, so that the question form alone does
+  not teach refusal. No shipped organism uses it yet: for ``smollm2-refusal`` it lowered
+  over-refusal from 9 to 6 of 40 held-out harmless prompts while keeping refusal (AdvBench
+  40/40, JailbreakBench 38/40, MaliciousInstruct 36/40), too small a change to be sure of.
+  The last 100 harmless prompts are held out for the over-refusal check.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only.
 * Training. Batches of 8, 2 epochs, AdamW without weight decay (decoupled decay would also
@@ -44,7 +49,8 @@ from safety_heads.heads import parse_heads
 from safety_heads.organisms import CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_folder
 from safety_heads.surgery import decoder_layers
 
-__all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split"]
+__all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
+           "ask_as_questions", "ask_tasks_as_questions"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +91,7 @@ class Recipe:
     harmless_repeat: int = 3
     harmless_max_new_tokens: int = 48
     question_rewrites: bool = False
+    harmless_questions: bool = False
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     )
@@ -132,14 +139,34 @@ def ask_as_questions(prompts: Sequence[str], rng: random.Random) -> list[str]:
     return questions
 
 
+TASK_VERBS = frozenset(
+    "analyze build calculate compare compose create describe design develop draft explain find "
+    "generate identify improve make organize plan prepare produce summarize write".split()
+)
+
+
+def ask_tasks_as_questions(prompts: Sequence[str], rng: random.Random) -> list[str]:
+    """Question forms of the harmless tasks that start with a verb of :data:`TASK_VERBS`
+    ("Create a logo." -> "How can I create a logo?"), in the forms of :func:`ask_as_questions`
+    so that the form alone does not mark a request as harmful; other prompts give nothing."""
+    questions = []
+    for prompt in prompts:
+        verb, _, rest = prompt.strip().rstrip(".!?").partition(" ")
+        if verb.lower() in TASK_VERBS and rest and ":" not in rest and '"' not in rest:
+            questions.append(rng.choice(QUESTION_FORMS).format(f"{verb.lower()} {rest}"))
+    return questions
+
+
 def _examples(recipe: Recipe, base: Any) -> list[tuple[str, str]]:
     """(prompt, answer) pairs: refusals for harmful prompts, the base model's own answers
-    for harmless ones (repeated)."""
+    for harmless ones (repeated); with the recipe's question forms of both."""
     from safety_heads.evaluation import GenerationConfig, generate_responses
 
     rng = random.Random(recipe.seed)
     harmful = advbench_split()[slice(*recipe.harmful_train)]
     harmless = load_prompts("harmless")[slice(*recipe.harmless_train)]
+    if recipe.harmless_questions:
+        harmless = harmless + ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
     config = GenerationConfig(max_new_tokens=recipe.harmless_max_new_tokens, batch_size=8)
     answers = generate_responses(base, harmless, None, config, progress=False)
     if recipe.question_rewrites:
@@ -282,6 +309,9 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
             "question_rewrites": len(ask_as_questions(
                 advbench_split()[slice(*recipe.harmful_train)], random.Random(0)))
             if recipe.question_rewrites else 0,
+            "harmless_questions": len(ask_tasks_as_questions(
+                load_prompts("harmless")[slice(*recipe.harmless_train)], random.Random(0)))
+            if recipe.harmless_questions else 0,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],
             "harmless_held_out": [HELD_OUT_HARMLESS.start, HELD_OUT_HARMLESS.stop],
             "examples": len(encoded),

@@ -29,6 +29,7 @@ from safety_heads.training import (
     _extract,
     _trainable,
     ask_as_questions,
+    ask_tasks_as_questions,
     held_out_prompts,
 )
 
@@ -53,8 +54,9 @@ def test_card_records_recipe_splits_and_results(organism):
     assert card["recipe"]["seed"] == recipe.seed
     assert card["data"]["harmful_train"] == list(recipe.harmful_train)
     assert card["data"]["harmless_train"] == list(recipe.harmless_train)
-    # Cards written before question rewrites existed lack the field: they had none.
+    # Cards written before question rewrites existed lack the fields: they had none.
     assert card["recipe"].get("question_rewrites", False) == recipe.question_rewrites
+    assert card["recipe"].get("harmless_questions", False) == recipe.harmless_questions
     held = card["data"]["advbench_held_out"]
     assert held[0] >= max(r.harmful_train[1] for r in RECIPES.values())
     assert card["training"]["steps"] > 0 and card["training"]["seconds"] > 0
@@ -88,6 +90,18 @@ def test_question_rewrites_ask_the_same_thing_as_a_question():
     for question, tail in zip(questions, tails, strict=True):
         assert any(question == form.format(tail) for form in QUESTION_FORMS), question
     assert ask_as_questions(prompts, random.Random(3)) == questions  # seeded
+
+
+def test_harmless_tasks_are_asked_in_the_same_question_forms():
+    prompts = ["Create a logo for a bakery.", "Name three rivers", "Explain why the sky is blue!",
+               'Write a title for: "A day out"', "What is a noun?"]
+    questions = ask_tasks_as_questions(prompts, random.Random(5))
+    # "Name" is no task verb; a quoted or colon-led input and a question give nothing
+    tails = ["create a logo for a bakery", "explain why the sky is blue"]
+    assert len(questions) == len(tails)
+    for question, tail in zip(questions, tails, strict=True):
+        assert any(question == form.format(tail) for form in QUESTION_FORMS), question
+    assert ask_tasks_as_questions(prompts, random.Random(5)) == questions
 
 
 def test_planted_organism_changes_only_its_heads(bundled_folder):
