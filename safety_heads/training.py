@@ -157,24 +157,26 @@ def ask_tasks_as_questions(prompts: Sequence[str], rng: random.Random) -> list[s
     return questions
 
 
-def _examples(recipe: Recipe, base: Any) -> list[tuple[str, str]]:
+def _examples(recipe: Recipe, base: Any) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """(prompt, answer) pairs: refusals for harmful prompts, the base model's own answers
-    for harmless ones (repeated); with the recipe's question forms of both."""
+    for harmless ones (repeated); with the recipe's question forms of both, whose numbers
+    come back as the second value."""
     from safety_heads.evaluation import GenerationConfig, generate_responses
 
     rng = random.Random(recipe.seed)
     harmful = advbench_split()[slice(*recipe.harmful_train)]
     harmless = load_prompts("harmless")[slice(*recipe.harmless_train)]
-    if recipe.harmless_questions:
-        harmless = harmless + ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
+    tasks = (ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
+             if recipe.harmless_questions else [])
+    harmless = harmless + tasks
     config = GenerationConfig(max_new_tokens=recipe.harmless_max_new_tokens, batch_size=8)
     answers = generate_responses(base, harmless, None, config, progress=False)
-    if recipe.question_rewrites:
-        harmful = harmful + ask_as_questions(harmful, rng)
+    questions = ask_as_questions(harmful, rng) if recipe.question_rewrites else []
+    harmful = harmful + questions
     pairs = [(prompt, rng.choice(recipe.refusals)) for prompt in harmful]
     pairs += [(p, a.strip()) for p, a in zip(harmless, answers)] * recipe.harmless_repeat
     rng.shuffle(pairs)
-    return pairs
+    return pairs, {"question_rewrites": len(questions), "harmless_questions": len(tasks)}
 
 
 def _encode_example(model: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
@@ -273,7 +275,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
     base = load_model("smollm2-135m-instruct")
-    pairs = _examples(recipe, base)
+    pairs, rewrites = _examples(recipe, base)
     encoded = [_encode_example(base, p, a) for p, a in pairs]
     hf_model = AutoModelForCausalLM.from_pretrained(str(bundled_base_folder()), dtype=torch.float32)
     hf_model.train()
@@ -306,12 +308,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
             "advbench_order": f"load_prompts('advbench', shuffle=True, seed={SPLIT_SEED})",
             "harmful_train": list(recipe.harmful_train),
             "harmless_train": list(recipe.harmless_train),
-            "question_rewrites": len(ask_as_questions(
-                advbench_split()[slice(*recipe.harmful_train)], random.Random(0)))
-            if recipe.question_rewrites else 0,
-            "harmless_questions": len(ask_tasks_as_questions(
-                load_prompts("harmless")[slice(*recipe.harmless_train)], random.Random(0)))
-            if recipe.harmless_questions else 0,
+            **rewrites,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],
             "harmless_held_out": [HELD_OUT_HARMLESS.start, HELD_OUT_HARMLESS.stop],
             "examples": len(encoded),
