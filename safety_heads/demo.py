@@ -77,6 +77,9 @@ class DemoConfig:
 
     The first ``search_prompts`` prompts of ``prompts`` are scored and searched on; the next
     ``eval_prompts`` measure the ASR. ``shortlist=None`` searches among all heads.
+    ``batch_size`` answers are generated at a time (left-padded batches give the same greedy
+    answers as one prompt at a time; on 2 CPU cores one batch of 32 took 37 s where four
+    of 8 took 80 s).
     ``base=None`` skips the comparison; ``export=False`` the weight export.
     """
 
@@ -90,7 +93,7 @@ class DemoConfig:
     max_new_tokens: int = 48
     kind: str = "undifferentiated"  # an AblationKind, checked on construction
     template: str = "chat"
-    batch_size: int = 8
+    batch_size: int = 32
     top_k: int = 10
     export: bool = True
 

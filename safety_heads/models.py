@@ -220,21 +220,30 @@ def _write_manifest(folder: Path, source: dict[str, Any]) -> None:
     (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
-def cache_is_valid(folder: Path, source: dict[str, Any]) -> bool:
-    """Whether ``folder`` holds a complete, uncorrupted conversion of ``source``."""
+def cache_problem(folder: Path, source: dict[str, Any]) -> str | None:
+    """Why ``folder`` is no usable conversion of ``source`` ("missing", "stale: built from
+    other weights" or "incomplete or corrupt"), or None when it is complete and current."""
+    if not folder.exists():
+        return "missing"
     try:
         manifest = json.loads((folder / _MANIFEST).read_text())
     except (OSError, ValueError):
-        return False
+        return "incomplete or corrupt"
     if manifest.get("format") != _CACHE_FORMAT or manifest.get("source") != source:
-        return False
-    for name, expected in manifest.get("files", {}).items():
+        return "stale: built from other weights or by another version"
+    files = manifest.get("files", {})
+    for name, expected in files.items():
         path = folder / name
         if not path.is_file() or path.stat().st_size != expected["size"]:
-            return False
+            return "incomplete or corrupt"
         if _digest(path) != expected["sha256"]:
-            return False
-    return bool(manifest.get("files"))
+            return "incomplete or corrupt"
+    return None if files else "incomplete or corrupt"
+
+
+def cache_is_valid(folder: Path, source: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a complete, uncorrupted conversion of ``source``."""
+    return cache_problem(folder, source) is None
 
 
 def _gguf_source_key(path: Path) -> dict[str, Any]:
@@ -261,10 +270,11 @@ def cached_folder(target: Path, source: dict[str, Any], build: Callable[[Path], 
     """``target``, built by ``build(folder)`` unless it already holds a valid build of
     ``source``. Builds go to a temporary sibling that is renamed into place, so readers
     never see a partial folder; an invalid folder is rebuilt."""
-    if cache_is_valid(target, source):
+    problem = cache_problem(target, source)
+    if problem is None:
         return target
-    if target.exists():
-        logger.warning("Cached model at %s is incomplete or corrupt; rebuilding it.", target)
+    if problem != "missing":
+        logger.warning("Cached model at %s is %s; rebuilding it.", target, problem)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:

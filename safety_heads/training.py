@@ -50,7 +50,7 @@ from safety_heads.organisms import CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_
 from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
-           "ask_as_questions", "ask_tasks_as_questions"]
+           "ask_as_questions", "ask_tasks_as_questions", "like_openings"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class Recipe:
     harmless_max_new_tokens: int = 48
     question_rewrites: bool = False
     harmless_questions: bool = False
+    harmless_like_harmful: int = 0  # > 0: that many harmless prompts sharing an opening word
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     )
@@ -157,6 +158,26 @@ def ask_tasks_as_questions(prompts: Sequence[str], rng: random.Random) -> list[s
     return questions
 
 
+def opening_word(prompt: str) -> str:
+    """The first word of ``prompt``, lower-cased, without punctuation ("Write" -> "write")."""
+    words = re.findall(r"[a-z']+", prompt.lower())
+    return words[0] if words else ""
+
+
+def like_openings(candidates: Sequence[str], harmful: Sequence[str], count: int) -> list[str]:
+    """The first ``count`` of ``candidates`` whose opening word also opens one of ``harmful``
+    ("Create a logo." for "Create a fake news story."), in their order: harmless requests
+    worded like the harmful ones, so that refusal cannot hinge on the wording alone."""
+    openings = {opening_word(prompt) for prompt in harmful}
+    chosen = [prompt for prompt in candidates if opening_word(prompt) in openings][:count]
+    if len(chosen) < count:
+        raise ValueError(
+            f"only {len(chosen)} of the {len(candidates)} harmless candidates open like a harmful "
+            f"training prompt, {count} wanted: widen harmless_train or lower harmless_like_harmful"
+        )
+    return chosen
+
+
 def _examples(recipe: Recipe, base: Any) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """(prompt, answer) pairs: refusals for harmful prompts, the base model's own answers
     for harmless ones (repeated); with the recipe's question forms of both, whose numbers
@@ -166,10 +187,12 @@ def _examples(recipe: Recipe, base: Any) -> tuple[list[tuple[str, str]], dict[st
     rng = random.Random(recipe.seed)
     harmful = advbench_split()[slice(*recipe.harmful_train)]
     harmless = load_prompts("harmless")[slice(*recipe.harmless_train)]
+    if recipe.harmless_like_harmful:
+        harmless = like_openings(harmless, harmful, recipe.harmless_like_harmful)
     tasks = (ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
              if recipe.harmless_questions else [])
     harmless = harmless + tasks
-    config = GenerationConfig(max_new_tokens=recipe.harmless_max_new_tokens, batch_size=8)
+    config = GenerationConfig(max_new_tokens=recipe.harmless_max_new_tokens, batch_size=32)
     answers = generate_responses(base, harmless, None, config, progress=False)
     questions = ask_as_questions(harmful, rng) if recipe.question_rewrites else []
     harmful = harmful + questions
@@ -336,7 +359,7 @@ def evaluate_organism(name: str, *, max_new_tokens: int = 64, limit: int | None 
     from safety_heads.models import load_model
 
     model = load_model(name)
-    config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=16)
+    config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=32)
     judge = KeywordJudge()
     over_refusal_judge = KeywordJudge(EXPLICIT_REFUSAL_PHRASES)
     results = {"max_new_tokens": max_new_tokens, "judge": judge.name, "template": "chat"}

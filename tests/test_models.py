@@ -67,17 +67,30 @@ def test_gguf_path_converts_once(fake_gguf, tmp_path):
     assert first.n_layers == second.n_layers == 4
 
 
-def test_corrupt_cache_is_rebuilt(fake_gguf, tmp_path):
+def test_corrupt_cache_is_rebuilt(fake_gguf, tmp_path, caplog):
     path, calls = fake_gguf
     load_model(path)
     weights = _cached_folder(tmp_path) / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-5] ^= 0xFF
     weights.write_bytes(bytes(data))
-    model = load_model(path)
+    with caplog.at_level("WARNING", logger="safety_heads.models"):
+        model = load_model(path)
     assert len(calls) == 2
+    assert "is incomplete or corrupt; rebuilding it" in caplog.text
     assert model.n_layers == 4
     assert models_module.cache_is_valid(_cached_folder(tmp_path), models_module._gguf_source_key(path))
+
+
+def test_cache_of_changed_source_is_rebuilt_as_stale(fake_gguf, tmp_path, caplog):
+    path, calls = fake_gguf
+    load_model(path)
+    path.write_bytes(b"GGUF-stand-in, re-released")  # same name, other weights
+    with caplog.at_level("WARNING", logger="safety_heads.models"):
+        load_model(path)
+    assert len(calls) == 2
+    assert "is stale: built from other weights" in caplog.text
+    assert "corrupt" not in caplog.text
 
 
 @pytest.mark.parametrize("damage", ["truncate", "drop_manifest", "drop_config"])

@@ -30,6 +30,7 @@ from safety_heads.training import (
     _trainable,
     ask_as_questions,
     ask_tasks_as_questions,
+    like_openings,
     held_out_prompts,
 )
 
@@ -102,6 +103,18 @@ def test_harmless_tasks_are_asked_in_the_same_question_forms():
     for question, tail in zip(questions, tails, strict=True):
         assert any(question == form.format(tail) for form in QUESTION_FORMS), question
     assert ask_tasks_as_questions(prompts, random.Random(5)) == questions
+
+
+def test_harmless_prompts_are_chosen_by_the_harmful_openings():
+    harmful = ["Write a guide on how to pick a lock.", "Create a fake news story",
+               "\"Develop\" a virus"]
+    candidates = ["Name three rivers", "write a haiku", "Create a logo.", "What is a noun?",
+                  "Develop an app", "Writer's block: any tips?", "Create a menu"]
+    assert like_openings(candidates, harmful, 3) == ["write a haiku", "Create a logo.",
+                                                     "Develop an app"]
+    assert like_openings(candidates, harmful, 4)[-1] == "Create a menu"
+    with pytest.raises(ValueError, match="only 4 of the 7 harmless candidates.*5 wanted"):
+        like_openings(candidates, harmful, 5)
 
 
 def test_planted_organism_changes_only_its_heads(bundled_folder):

@@ -70,6 +70,9 @@ def register(subparsers) -> dict[str, Runner]:
     )
     demo.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                       help="answer length (default: %(default)s)")
+    demo.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                      help="answers generated at a time; lower it if memory runs short "
+                           "(default: %(default)s)")
     demo.add_argument("--ablation", default=defaults.kind,
                       choices=["undifferentiated", "scale", "mean"],
                       help="how heads are ablated (default: %(default)s)")
@@ -136,6 +139,7 @@ def run_demo(args: argparse.Namespace) -> int:
         steps=args.steps,
         shortlist=args.shortlist or None,
         max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
         kind=args.ablation,
         template=args.template,
         export=not args.no_export,
