@@ -26,10 +26,11 @@ stages are read back, not recomputed (the report is always rebuilt).
 
 Cost. Scoring every head costs about one forward pass per head and prompt over the layers
 after the head; on 2 busy CPU cores, 270 heads x 8 prompts took ~5 minutes in the
-project's benchmark. Generation is cheap in comparison. The defaults (8 search prompts, a
-27-head shortlist, 3 steps, 32 evaluation prompts, 48 new tokens) keep the whole demo
-within 15 minutes on 2 CPU cores; the paper's scale is ``--search-prompts 100
---shortlist 0 --max-new-tokens 128``.
+project's benchmark; generating the 5 x 32 answers takes under 3 minutes. With the
+defaults (8 search prompts, a 27-head shortlist, 3 steps, 32 evaluation prompts generated 32
+at a time, 48 new tokens) the whole demo took 10 min 37 s on 2 idle CPU cores from an empty
+cache (7 min 10 s for the refusing model, 3 min 16 s for the base); the paper's scale is
+``--search-prompts 100 --shortlist 0 --max-new-tokens 128``.
 
 Prompts default to JailbreakBench: the refusing organisms were trained on part of
 AdvBench, and a demo should show heads found on prompts the model was not trained on.

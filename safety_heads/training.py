@@ -12,12 +12,16 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   refusal does not hinge on the imperative form (real safety data mixes both). Harmless
   Alpaca prompts (120 per LoRA organism, disjoint between the siblings; 40 repeated 3x for
   the planted one) are answered by the base model itself (greedy, 48 new tokens), so
-  training keeps its helpful behaviour. ``Recipe.harmless_questions`` also asks the
-  harmless tasks that start with a common task verb in the same question forms ("How can I
-  create a logo?"), answered by the base model too, so that the question form alone does
-  not teach refusal. No shipped organism uses it yet: for ``smollm2-refusal`` it lowered
-  over-refusal from 9 to 6 of 40 held-out harmless prompts while keeping refusal (AdvBench
-  40/40, JailbreakBench 38/40, MaliciousInstruct 36/40), too small a change to be sure of.
+  training keeps its helpful behaviour. For ``smollm2-refusal`` they are chosen to sound
+  like the harmful ones (``Recipe.harmless_like_harmful``): the first 120 prompts of
+  240-899 whose opening word ("Write", "Create", "Develop", ...) also opens one of its
+  AdvBench training prompts; and those that start with a common task verb are also asked
+  in the same question forms (``Recipe.harmless_questions``, "How can I create a logo?",
+  90 of them), answered by the base model too. Refusal then has to come from what is
+  asked, not from how: over-refusal on the 100 held-out harmless prompts fell from 18 to
+  10 against random harmless prompts 0-119 without question forms, with refusal unchanged
+  within noise (AdvBench 40/40, JailbreakBench 39/40, MaliciousInstruct 35/40 against
+  37/40).
   The last 100 harmless prompts are held out for the over-refusal check.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only.
@@ -99,8 +103,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (0, 120), REFUSALS_A, 5e-4,
-                              harmless_repeat=1, question_rewrites=True),
+    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 900), REFUSALS_A, 5e-4,
+                              harmless_repeat=1, question_rewrites=True, harmless_questions=True,
+                              harmless_like_harmful=120),
     "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (120, 240), REFUSALS_B,
                                 5e-4, harmless_repeat=1, question_rewrites=True),
     "smollm2-planted": Recipe(
