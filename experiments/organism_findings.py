@@ -278,14 +278,18 @@ def main() -> None:
                  checkpoint=RESULTS / f"ships-{name}.json", progress=True)
     findings = {path.stem.removeprefix("findings-"): json.loads(path.read_text())
                 for path in sorted(RESULTS.glob("findings-*.json"))}
-    maps = {}
+    # every pair of UA maps scored on the same prompts, whichever run made them
+    groups: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
     for path in sorted(RESULTS.glob("ships-*.json")):
         result = sh.ShipsResult.load(path)
-        if result.prompts == harmful and result.info.get("ablation") == "undifferentiated":
+        if result.info.get("ablation") == "undifferentiated":
+            maps = groups.setdefault(tuple(result.prompts), {})
             maps[path.stem.removeprefix("ships-")] = result.mean
-    names = sorted(maps)
-    findings["_siblings"] = {f"{a}_vs_{b}": overlap(maps[a], maps[b], (a, b))
-                             for i, a in enumerate(names) for b in names[i + 1:]}
+    findings["_siblings"] = {
+        f"{a}_vs_{b}": overlap(maps[a], maps[b], (a, b))
+        for maps in groups.values()
+        for i, a in enumerate(sorted(maps)) for b in sorted(maps)[i + 1:]
+    }
     text = markdown(findings)
     (RESULTS / "findings.md").write_text(text)
     print(text)
