@@ -17,11 +17,11 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   240-899 whose opening word ("Write", "Create", "Develop", ...) also opens one of its
   AdvBench training prompts; and those that start with a common task verb are also asked
   in the same question forms (``Recipe.harmless_questions``, "How can I create a logo?",
-  90 of them), answered by the base model too. Refusal then has to come from what is
-  asked, not from how: over-refusal on the 100 held-out harmless prompts fell from 18 to
-  10 against random harmless prompts 0-119 without question forms, with refusal unchanged
-  within noise (AdvBench 40/40, JailbreakBench 39/40, MaliciousInstruct 35/40 against
-  37/40).
+  90 of them), answered by the base model too, so that neither the wording nor the
+  question form alone marks a request as harmful. Against random harmless prompts 0-119
+  without question forms, over-refusal on the 100 held-out harmless prompts fell from 18
+  to 10, with refusal unchanged within noise (AdvBench 40/40, JailbreakBench 39/40,
+  MaliciousInstruct 35/40 against 37/40).
   The last 100 harmless prompts are held out for the over-refusal check.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only.
