@@ -37,6 +37,7 @@ count as failures, not successes).
 
 import argparse
 import json
+from itertools import combinations
 from pathlib import Path
 
 import torch
@@ -285,11 +286,9 @@ def main() -> None:
         if result.info.get("ablation") == "undifferentiated":
             maps = groups.setdefault(tuple(result.prompts), {})
             maps[path.stem.removeprefix("ships-")] = result.mean
-    findings["_siblings"] = {
-        f"{a}_vs_{b}": overlap(maps[a], maps[b], (a, b))
-        for maps in groups.values()
-        for i, a in enumerate(sorted(maps)) for b in sorted(maps)[i + 1:]
-    }
+    findings["_siblings"] = {f"{a}_vs_{b}": overlap(maps[a], maps[b], (a, b))
+                             for maps in groups.values()
+                             for a, b in combinations(sorted(maps), 2)}
     text = markdown(findings)
     (RESULTS / "findings.md").write_text(text)
     print(text)
