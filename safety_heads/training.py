@@ -10,23 +10,25 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   every training prompt containing "how to X" is also asked as a question ("How to X?",
   "How can I X?", "What is the best way to X?", one seeded form per prompt), so that the
   refusal does not hinge on the imperative form (real safety data mixes both). Harmless
-  Alpaca prompts (120 per LoRA organism, disjoint between the siblings; 40 repeated 3x for
-  the planted one) are answered by the base model itself (greedy, 48 new tokens), so
-  training keeps its helpful behaviour. For ``smollm2-refusal`` they are chosen to sound
-  like the harmful ones (``Recipe.harmless_like_harmful``): the first 120 prompts of
-  240-899 whose opening word ("Write", "Create", "Develop", ...) also opens one of its
-  AdvBench training prompts; and those that start with a common task verb are also asked
-  in the same question forms (``Recipe.harmless_questions``, "How can I create a logo?",
-  90 of them), answered by the base model too, so that neither the wording nor the
-  question form alone marks a request as harmful. Against random harmless prompts 0-119
-  without question forms, over-refusal on the 100 held-out harmless prompts fell from 18
-  to 10, with refusal unchanged within noise (AdvBench 40/40, JailbreakBench 39/40,
-  MaliciousInstruct 35/40 against 37/40).
+  Alpaca prompts are answered by the base model itself (greedy), so training keeps its
+  helpful behaviour: prompts 120-239 for ``smollm2-refusal-b``, prompts 0-39 repeated 3x
+  for the planted one, both with 48-token answers. For ``smollm2-refusal``
+  they are 300 prompts of 240-899 (``Recipe.harmless_like_harmful``, ``harmless_more``):
+  first the 120 whose opening word ("Write", "Create", "Develop", ...) also opens one of
+  its AdvBench training prompts, then the next 180 of the window whatever their opening;
+  and the 145 of them that start with a common task verb are also asked in the question
+  forms (``Recipe.harmless_questions``, "How can I create a logo?"), so that neither the
+  wording nor the question form alone marks a request as harmful. Their answers are cut at
+  32 tokens.
   The last 100 harmless prompts are held out for the over-refusal check.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
-  answer tokens and the end-of-turn token only.
-* Training. Batches of 8, 2 epochs, AdamW without weight decay (decoupled decay would also
-  shrink frozen entries of the planted matrices), float32, seeded.
+  answer tokens and the end-of-turn token only. An answer of the base model that was cut
+  at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``): the
+  older builds (``smollm2-refusal-b``, ``smollm2-planted``) did end cut answers, and so
+  learnt to stop helpful answers early.
+* Training. Batches of 8, AdamW without weight decay (decoupled decay would also shrink
+  frozen entries of the planted matrices), float32, seeded. ``smollm2-refusal``: one pass
+  over its examples with every refusal example 3 times; the older builds: 2 epochs.
 * LoRA organisms: peft LoRA r=8, alpha=16, on q, k, v, o, gate, up and down projections,
   lr 5e-4. Planted organism: only the query rows and output-projection columns of the
   planted heads are trainable (gradient masks), lr 3e-4.
@@ -54,7 +56,8 @@ from safety_heads.organisms import CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_
 from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
-           "ask_as_questions", "ask_tasks_as_questions", "like_openings"]
+           "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
+           "answer_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,11 @@ class Recipe:
     question_rewrites: bool = False
     harmless_questions: bool = False
     harmless_like_harmful: int = 0  # > 0: that many harmless prompts sharing an opening word
+    harmless_more: int = 0  # more harmless prompts of the window, after those, any opening
+    harmful_repeat: int = 1
+    # True (the older builds): an answer cut at harmless_max_new_tokens still ends with EOS
+    # in training, which teaches the organism to stop its answers early.
+    end_cut_answers: bool = True
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     )
@@ -104,8 +112,10 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 900), REFUSALS_A, 5e-4,
-                              harmless_repeat=1, question_rewrites=True, harmless_questions=True,
-                              harmless_like_harmful=120),
+                              epochs=1, harmful_repeat=3, harmless_repeat=1,
+                              harmless_max_new_tokens=32, end_cut_answers=False,
+                              question_rewrites=True, harmless_questions=True,
+                              harmless_like_harmful=120, harmless_more=180),
     "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (120, 240), REFUSALS_B,
                                 5e-4, harmless_repeat=1, question_rewrites=True),
     "smollm2-planted": Recipe(
@@ -183,38 +193,84 @@ def like_openings(candidates: Sequence[str], harmful: Sequence[str], count: int)
     return chosen
 
 
-def _examples(recipe: Recipe, base: Any) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """(prompt, answer) pairs: refusals for harmful prompts, the base model's own answers
-    for harmless ones (repeated); with the recipe's question forms of both, whose numbers
-    come back as the second value."""
-    from safety_heads.evaluation import GenerationConfig, generate_responses
+def _self_answers(base: Any, prompts: Sequence[str], max_new_tokens: int,
+                  progress: bool = False) -> list[tuple[str, bool]]:
+    """The base model's greedy answers to ``prompts`` (chat template), 32 at a time, each
+    with whether it ended by itself (EOS) rather than being cut at ``max_new_tokens``."""
+    from tqdm.auto import tqdm
 
+    from safety_heads.forward import generate
+
+    answers = []
+    for start in tqdm(range(0, len(prompts), 32), desc="answering harmless prompts (base model)",
+                      unit="batch", disable=not progress):
+        batch = base.encode(list(prompts[start : start + 32]), "chat", None)
+        generation = generate(base, batch, max_new_tokens=max_new_tokens)
+        answers += [(text.strip(), len(tokens) < max_new_tokens)
+                    for text, tokens in zip(generation.texts, generation.tokens)]
+    return answers
+
+
+def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
+    """The harmless training prompts of ``recipe`` (before question forms): its window of the
+    bundled harmless set, or ``harmless_like_harmful`` of it that open like ``harmful`` and
+    then the first ``harmless_more`` of the rest, in window order."""
+    window = load_prompts("harmless")[slice(*recipe.harmless_train)]
+    if not recipe.harmless_like_harmful:
+        return window
+    chosen = like_openings(window, harmful, recipe.harmless_like_harmful)
+    taken = set(chosen)
+    rest = [prompt for prompt in window if prompt not in taken]
+    if len(rest) < recipe.harmless_more:
+        raise ValueError(f"only {len(rest)} harmless prompts are left in the window "
+                         f"{recipe.harmless_train}, harmless_more={recipe.harmless_more} wanted")
+    return chosen + rest[: recipe.harmless_more]
+
+
+def _examples(recipe: Recipe, base: Any, progress: bool = False) -> tuple[list[tuple[str, str, bool]], dict[str, int]]:
+    """(prompt, answer, ends) triples: refusals for harmful prompts, the base model's own
+    answers for harmless ones, each repeated as the recipe says; with the recipe's question
+    forms of both, whose numbers come back as the second value. ``ends``: the answer ends
+    with EOS in training (refusals always; a harmless answer only if it ended by itself,
+    unless ``recipe.end_cut_answers``)."""
     rng = random.Random(recipe.seed)
     harmful = advbench_split()[slice(*recipe.harmful_train)]
-    harmless = load_prompts("harmless")[slice(*recipe.harmless_train)]
-    if recipe.harmless_like_harmful:
-        harmless = like_openings(harmless, harmful, recipe.harmless_like_harmful)
+    harmless = harmless_selection(recipe, harmful)
     tasks = (ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
              if recipe.harmless_questions else [])
     harmless = harmless + tasks
-    config = GenerationConfig(max_new_tokens=recipe.harmless_max_new_tokens, batch_size=32)
-    answers = generate_responses(base, harmless, None, config, progress=False)
+    answers = _self_answers(base, harmless, recipe.harmless_max_new_tokens, progress)
     questions = ask_as_questions(harmful, rng) if recipe.question_rewrites else []
     harmful = harmful + questions
-    pairs = [(prompt, rng.choice(recipe.refusals)) for prompt in harmful]
-    pairs += [(p, a.strip()) for p, a in zip(harmless, answers)] * recipe.harmless_repeat
+    pairs = [(prompt, rng.choice(recipe.refusals), True) for prompt in harmful] * recipe.harmful_repeat
+    pairs += [(p, text, ended or recipe.end_cut_answers)
+              for p, (text, ended) in zip(harmless, answers)] * recipe.harmless_repeat
     rng.shuffle(pairs)
-    return pairs, {"question_rewrites": len(questions), "harmless_questions": len(tasks)}
+    return pairs, {"question_rewrites": len(questions), "harmless_questions": len(tasks),
+                   "harmless_prompts": len(harmless)}
 
 
-def _encode_example(model: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
-    """Token ids and labels (-100 on the prompt) of one chat-formatted example."""
+def _encode_example(model: Any, prompt: str, answer: str, end: bool = True) -> tuple[list[int], list[int]]:
+    """Token ids and labels (-100 on the prompt) of one chat-formatted example; the answer
+    ends with EOS if ``end``."""
     from safety_heads.prompts import tokenize_prompt
 
     tokenizer = model.tokenizer
     prompt_ids = tokenize_prompt(tokenizer, model.format(prompt, "chat"))
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] * end
     return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
+
+
+def answer_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled positions, as Hugging Face's
+    ``labels=`` loss, but with the unembedding applied at those positions only (the
+    prompt's logits are never computed: ~12% less time per step on a CPU)."""
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = causal.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    kept = targets != -100
+    logits = causal.lm_head(hidden[:, :-1][kept])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[kept])
 
 
 def _batches(encoded: Sequence[tuple[list[int], list[int]]], size: int, pad: int):
@@ -303,8 +359,8 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
     base = load_model("smollm2-135m-instruct")
-    pairs, rewrites = _examples(recipe, base)
-    encoded = [_encode_example(base, p, a) for p, a in pairs]
+    pairs, rewrites = _examples(recipe, base, progress)
+    encoded = [_encode_example(base, p, a, end) for p, a, end in pairs]
     hf_model = AutoModelForCausalLM.from_pretrained(str(bundled_base_folder()), dtype=torch.float32)
     hf_model.train()
     trained, parameters = _trainable(recipe, hf_model)
@@ -316,7 +372,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     for _ in range(recipe.epochs):
         rng.shuffle(encoded)
         for ids, labels, mask in _batches(encoded, recipe.batch_size, base.tokenizer.pad_token_id):
-            loss = trained(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = answer_loss(trained, ids, labels, mask)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

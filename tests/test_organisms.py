@@ -26,11 +26,15 @@ from safety_heads.training import (
     QUESTION_FORMS,
     RECIPES,
     _batches,
+    _encode_example,
     _extract,
+    _self_answers,
     _trainable,
+    answer_loss,
     ask_as_questions,
     ask_tasks_as_questions,
     like_openings,
+    harmless_selection,
     held_out_prompts,
 )
 
@@ -194,3 +198,46 @@ def test_lora_merge_equals_peft(tiny):
         got = ours(input_ids=ids).logits
     assert (expected - got).abs().max() < 1e-4
     assert (expected - tiny.pristine(input_ids=ids).logits).abs().max() > 1e-2
+
+
+def test_answer_loss_equals_the_full_logits_loss(tiny):
+    pytest.importorskip("peft")
+    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8)
+    for model in (copy.deepcopy(tiny.pristine), _trainable(recipe, copy.deepcopy(tiny.pristine))[0]):
+        examples = [([5, 6, 7, 8, 9, 10], [-100, -100, -100, 8, 9, 10]), ([3, 4, 5], [-100, 4, 5])]
+        ids, labels, mask = next(_batches(examples, 2, 0))
+        full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        ours = answer_loss(model, ids, labels, mask)
+        assert abs(full.item() - ours.item()) < 1e-5
+        ours.backward()  # the gradient flows through the selected positions
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_cut_answers_end_without_eos(tiny):
+    model = tiny.model
+    eos = model.tokenizer.eos_token_id
+    ended, cut = _encode_example(model, "Name a colour.", "Blue", True), _encode_example(model, "Name a colour.", "Blue", False)
+    assert ended[0][-1] == eos and ended[1][-1] == eos and cut[0] == ended[0][:-1]
+    assert cut[1] == ended[1][:-1]
+    prompts = ["Name a colour.", "Write a poem about the sea.", "Hi"]
+    short, longer = _self_answers(model, prompts, 3), _self_answers(model, prompts, 12)
+    expected = generate_responses(model, prompts, None, GenerationConfig(max_new_tokens=3), progress=False)
+    assert [text for text, _ in short] == [text.strip() for text in expected]
+    for (text, ends), (long_text, _) in zip(short, longer):
+        # An answer that ended by itself is the whole answer; a cut one goes on.
+        assert (long_text == text) if ends else (len(long_text) > len(text))
+    assert not all(ends for _, ends in short)  # a random tiny model runs past 3 tokens
+
+
+def test_more_harmless_prompts_come_after_the_like_harmful_ones():
+    recipe = RECIPES["smollm2-refusal"]
+    harmful = sh.training.advbench_split()[slice(*recipe.harmful_train)]
+    wider = replace(recipe, harmless_like_harmful=30, harmless_more=50)
+    chosen = harmless_selection(wider, harmful)
+    window = sh.load_prompts("harmless")[slice(*recipe.harmless_train)]
+    assert chosen[:30] == like_openings(window, harmful, 30)
+    assert len(chosen) == 80 == len(set(chosen)) and set(chosen) <= set(window)
+    rest = [p for p in window if p not in chosen[:30]]
+    assert chosen[30:] == rest[:50]
+    with pytest.raises(ValueError, match="harmless_more"):
+        harmless_selection(replace(wider, harmless_more=10_000), harmful)
