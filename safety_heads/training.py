@@ -24,8 +24,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
   at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``): the
-  older builds (``smollm2-refusal-b``, ``smollm2-planted``) did end cut answers, and so
-  learnt to stop helpful answers early.
+  older builds (``smollm2-refusal-b``, ``smollm2-planted``) did end cut answers and stop
+  some helpful answers early: 7 of 16 held-out harmless answers reach a 96-token limit,
+  against 10 of 16 for the base model and for ``smollm2-refusal``.
 * Training. Batches of 8, AdamW without weight decay (decoupled decay would also shrink
   frozen entries of the planted matrices), float32, seeded. ``smollm2-refusal``: one pass
   over its examples with every refusal example 3 times; the older builds: 2 epochs.
@@ -263,8 +264,9 @@ def _encode_example(model: Any, prompt: str, answer: str, end: bool = True) -> t
 
 def answer_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled positions, as Hugging Face's
-    ``labels=`` loss, but with the unembedding applied at those positions only (the
-    prompt's logits are never computed: ~12% less time per step on a CPU)."""
+    ``labels=`` loss, but with the unembedding applied at those positions only: the
+    prompt's logits are never computed (1.19x faster per step on 2 CPU cores, measured by
+    ``benchmarks/training_step.py``)."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = causal.model(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
