@@ -24,7 +24,8 @@ def examples(model, count: int) -> list[tuple[list[int], list[int]]]:
     harmful = advbench_split()[:count]
     harmless = sh.load_prompts("harmless")[:count]
     filler = " ".join(["The answer has several steps, each explained in turn."] * 4)
-    answer = model.tokenizer.decode(model.tokenizer(filler, add_special_tokens=False)["input_ids"][:32])
+    filler_ids = model.tokenizer(filler, add_special_tokens=False)["input_ids"]
+    answer = model.tokenizer.decode(filler_ids[:32])
     pairs = [(p, REFUSALS_A[i % len(REFUSALS_A)], True) for i, p in enumerate(harmful)]
     pairs += [(p, answer, False) for p in harmless]
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0)).tolist()
@@ -47,7 +48,8 @@ def main() -> None:
     batches = list(_batches(examples(chat, 4 * args.batches), 8, chat.tokenizer.pad_token_id))
     hf = AutoModelForCausalLM.from_pretrained(str(bundled_base_folder()), dtype=torch.float32)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    model = get_peft_model(hf, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets))
+    config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets)
+    model = get_peft_model(hf, config)
     model.train()
 
     def full(ids, labels, mask):
@@ -61,7 +63,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for batch in batches:
             losses = []
-            for name, loss_of in zip(seconds, (full, selected)):
+            for name, loss_of in zip(seconds, (full, selected), strict=True):
                 started = time.perf_counter()
                 loss = loss_of(*batch)
                 loss.backward()
@@ -71,8 +73,9 @@ def main() -> None:
             worst = max(worst, abs(losses[0] - losses[1]))
     steps = args.rounds * len(batches)
     tokens = sum(int(mask.sum()) for _, _, mask in batches) / len(batches)
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {len(batches)} batches of 8 (~{tokens:.0f} real tokens each), "
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(batches)} batches "
+          f"of 8 (~{tokens:.0f} real tokens each), "
           f"{args.rounds} rounds")
     for name, total in seconds.items():
         print(f"  {name:32s} {total / steps:6.2f} s per step")

@@ -208,7 +208,7 @@ def _self_answers(base: Any, prompts: Sequence[str], max_new_tokens: int,
         batch = base.encode(list(prompts[start : start + 32]), "chat", None)
         generation = generate(base, batch, max_new_tokens=max_new_tokens)
         answers += [(text.strip(), len(tokens) < max_new_tokens)
-                    for text, tokens in zip(generation.texts, generation.tokens)]
+                    for text, tokens in zip(generation.texts, generation.tokens, strict=True)]
     return answers
 
 
@@ -228,7 +228,9 @@ def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
     return chosen + rest[: recipe.harmless_more]
 
 
-def _examples(recipe: Recipe, base: Any, progress: bool = False) -> tuple[list[tuple[str, str, bool]], dict[str, int]]:
+def _examples(
+    recipe: Recipe, base: Any, progress: bool = False
+) -> tuple[list[tuple[str, str, bool]], dict[str, int]]:
     """(prompt, answer, ends) triples: refusals for harmful prompts, the base model's own
     answers for harmless ones, each repeated as the recipe says; with the recipe's question
     forms of both, whose numbers come back as the second value. ``ends``: the answer ends
@@ -243,26 +245,32 @@ def _examples(recipe: Recipe, base: Any, progress: bool = False) -> tuple[list[t
     answers = _self_answers(base, harmless, recipe.harmless_max_new_tokens, progress)
     questions = ask_as_questions(harmful, rng) if recipe.question_rewrites else []
     harmful = harmful + questions
-    pairs = [(prompt, rng.choice(recipe.refusals), True) for prompt in harmful] * recipe.harmful_repeat
+    pairs = [(prompt, rng.choice(recipe.refusals), True) for prompt in harmful]
+    pairs *= recipe.harmful_repeat
     pairs += [(p, text, ended or recipe.end_cut_answers)
-              for p, (text, ended) in zip(harmless, answers)] * recipe.harmless_repeat
+              for p, (text, ended) in zip(harmless, answers, strict=True)] * recipe.harmless_repeat
     rng.shuffle(pairs)
     return pairs, {"question_rewrites": len(questions), "harmless_questions": len(tasks),
                    "harmless_prompts": len(harmless)}
 
 
-def _encode_example(model: Any, prompt: str, answer: str, end: bool = True) -> tuple[list[int], list[int]]:
+def _encode_example(
+    model: Any, prompt: str, answer: str, end: bool = True
+) -> tuple[list[int], list[int]]:
     """Token ids and labels (-100 on the prompt) of one chat-formatted example; the answer
     ends with EOS if ``end``."""
     from safety_heads.prompts import tokenize_prompt
 
     tokenizer = model.tokenizer
     prompt_ids = tokenize_prompt(tokenizer, model.format(prompt, "chat"))
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] * end
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    answer_ids += [tokenizer.eos_token_id] * end
     return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
 
 
-def answer_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def answer_loss(
+    model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled positions, as Hugging Face's
     ``labels=`` loss, but with the unembedding applied at those positions only: the
     prompt's logits are never computed (1.19x faster per step on 2 CPU cores, measured by

@@ -203,7 +203,8 @@ def test_lora_merge_equals_peft(tiny):
 def test_answer_loss_equals_the_full_logits_loss(tiny):
     pytest.importorskip("peft")
     recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8)
-    for model in (copy.deepcopy(tiny.pristine), _trainable(recipe, copy.deepcopy(tiny.pristine))[0]):
+    lora = _trainable(recipe, copy.deepcopy(tiny.pristine))[0]
+    for model in (copy.deepcopy(tiny.pristine), lora):
         examples = [([5, 6, 7, 8, 9, 10], [-100, -100, -100, 8, 9, 10]), ([3, 4, 5], [-100, 4, 5])]
         ids, labels, mask = next(_batches(examples, 2, 0))
         full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -216,14 +217,16 @@ def test_answer_loss_equals_the_full_logits_loss(tiny):
 def test_cut_answers_end_without_eos(tiny):
     model = tiny.model
     eos = model.tokenizer.eos_token_id
-    ended, cut = _encode_example(model, "Name a colour.", "Blue", True), _encode_example(model, "Name a colour.", "Blue", False)
+    ended = _encode_example(model, "Name a colour.", "Blue", True)
+    cut = _encode_example(model, "Name a colour.", "Blue", False)
     assert ended[0][-1] == eos and ended[1][-1] == eos and cut[0] == ended[0][:-1]
     assert cut[1] == ended[1][:-1]
     prompts = ["Name a colour.", "Write a poem about the sea.", "Hi"]
     short, longer = _self_answers(model, prompts, 3), _self_answers(model, prompts, 12)
-    expected = generate_responses(model, prompts, None, GenerationConfig(max_new_tokens=3), progress=False)
+    config = GenerationConfig(max_new_tokens=3)
+    expected = generate_responses(model, prompts, None, config, progress=False)
     assert [text for text, _ in short] == [text.strip() for text in expected]
-    for (text, ends), (long_text, _) in zip(short, longer):
+    for (text, ends), (long_text, _) in zip(short, longer, strict=True):
         # An answer that ended by itself is the whole answer; a cut one goes on.
         assert (long_text == text) if ends else (len(long_text) > len(text))
     assert not all(ends for _, ends in short)  # a random tiny model runs past 3 tokens
