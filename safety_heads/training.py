@@ -11,25 +11,25 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   "How can I X?", "What is the best way to X?", one seeded form per prompt), so that the
   refusal does not hinge on the imperative form (real safety data mixes both). Harmless
   Alpaca prompts are answered by the base model itself (greedy), so training keeps its
-  helpful behaviour: prompts 120-239 for ``smollm2-refusal-b``, prompts 0-39 repeated 3x
-  for the planted one, both with 48-token answers. For ``smollm2-refusal``
-  they are 300 prompts of 240-899 (``Recipe.harmless_like_harmful``, ``harmless_more``):
-  first the 120 whose opening word ("Write", "Create", "Develop", ...) also opens one of
-  its AdvBench training prompts, then the next 180 of the window whatever their opening;
-  and the 145 of them that start with a common task verb are also asked in the question
-  forms (``Recipe.harmless_questions``, "How can I create a logo?"), so that neither the
-  wording nor the question form alone marks a request as harmful. Their answers are cut at
-  32 tokens.
-  The last 100 harmless prompts are held out for the over-refusal check.
+  helpful behaviour. Each LoRA organism takes 300 harmless prompts from its own window
+  (240-539 for ``smollm2-refusal``, 540-839 for ``smollm2-refusal-b``;
+  ``Recipe.harmless_like_harmful``, ``harmless_more``): first the 120 whose opening word
+  ("Write", "Create", "Develop", ...) also opens one of its AdvBench training prompts, then
+  the next 180 of the window whatever their opening; and those that start with a common
+  task verb are also asked in the question forms (``Recipe.harmless_questions``, "How can I
+  create a logo?"), so that neither the wording nor the question form alone marks a request
+  as harmful. Their answers are cut at 32 tokens. The planted organism trains on harmless
+  prompts 0-39, repeated 3x, with 48-token answers. The last 100 harmless prompts are held
+  out for the over-refusal check.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
-  at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``): the
-  older builds (``smollm2-refusal-b``, ``smollm2-planted``) did end cut answers and stop
-  some helpful answers early: 7 of 16 held-out harmless answers reach a 96-token limit,
-  against 10 of 16 for the base model and for ``smollm2-refusal``.
+  at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``), so the
+  organism does not learn to stop helpful answers early. The first token of each answer,
+  where the model decides between refusing and helping, weighs 8 times as much as the
+  others in the loss (``Recipe.first_token_weight``).
 * Training. Batches of 8, AdamW without weight decay (decoupled decay would also shrink
-  frozen entries of the planted matrices), float32, seeded. ``smollm2-refusal``: one pass
-  over its examples with every refusal example 3 times; the older builds: 2 epochs.
+  frozen entries of the planted matrices), float32, seeded. The LoRA organisms: one pass
+  over their examples with every refusal example 3 times; the planted one: 2 epochs.
 * LoRA organisms: peft LoRA r=8, alpha=16, on q, k, v, o, gate, up and down projections,
   lr 5e-4. Planted organism: only the query rows and output-projection columns of the
   planted heads are trainable (gradient masks), lr 3e-4.
@@ -103,8 +103,9 @@ class Recipe:
     harmless_like_harmful: int = 0  # > 0: that many harmless prompts sharing an opening word
     harmless_more: int = 0  # more harmless prompts of the window, after those, any opening
     harmful_repeat: int = 1
-    # True (the older builds): an answer cut at harmless_max_new_tokens still ends with EOS
-    # in training, which teaches the organism to stop its answers early.
+    first_token_weight: float = 1.0  # loss weight of each answer's first token (answer_loss)
+    # True: an answer cut at harmless_max_new_tokens still ends with EOS in training,
+    # which teaches the organism to stop its answers early.
     end_cut_answers: bool = True
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -112,13 +113,18 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 900), REFUSALS_A, 5e-4,
+    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A, 5e-4,
                               epochs=1, harmful_repeat=3, harmless_repeat=1,
                               harmless_max_new_tokens=32, end_cut_answers=False,
                               question_rewrites=True, harmless_questions=True,
-                              harmless_like_harmful=120, harmless_more=180),
-    "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (120, 240), REFUSALS_B,
-                                5e-4, harmless_repeat=1, question_rewrites=True),
+                              harmless_like_harmful=120, harmless_more=180,
+                              first_token_weight=8.0),
+    "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (540, 840), REFUSALS_B,
+                                5e-4, epochs=1, harmful_repeat=3, harmless_repeat=1,
+                                harmless_max_new_tokens=32, end_cut_answers=False,
+                                question_rewrites=True, harmless_questions=True,
+                                harmless_like_harmful=120, harmless_more=180,
+                                first_token_weight=8.0),
     "smollm2-planted": Recipe(
         "smollm2-planted", "planted", 0, (0, 200), (0, 40), REFUSALS_A, 3e-4,
         planted_heads=("8.2", "15.6", "21.4"),
@@ -131,11 +137,20 @@ def advbench_split() -> list[str]:
     return load_prompts("advbench", shuffle=True, seed=SPLIT_SEED)
 
 
+def _plain(prompt: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", prompt.lower()))
+
+
 def held_out_prompts() -> dict[str, list[str]]:
-    """The evaluation sets no organism was trained on."""
+    """The evaluation sets no organism was trained on: held-out AdvBench and harmless
+    prompts, MaliciousInstruct, and JailbreakBench without the 9 of its prompts that it
+    takes from AdvBench's training part (4 in the ``smollm2-refusal`` split, 5 in the
+    ``smollm2-refusal-b`` one; compared ignoring case and punctuation)."""
+    trained = {_plain(prompt) for recipe in RECIPES.values()
+               for prompt in advbench_split()[slice(*recipe.harmful_train)]}
     return {
         "advbench_held_out": advbench_split()[HELD_OUT_HARMFUL],
-        "jailbreakbench": load_prompts("jailbreakbench"),
+        "jailbreakbench": [p for p in load_prompts("jailbreakbench") if _plain(p) not in trained],
         "maliciousinstruct": load_prompts("maliciousinstruct"),
         "harmless_held_out": load_prompts("harmless")[HELD_OUT_HARMLESS],
     }
@@ -269,18 +284,28 @@ def _encode_example(
 
 
 def answer_loss(
-    model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+    model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+    first_token_weight: float = 1.0,
 ) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled positions, as Hugging Face's
     ``labels=`` loss, but with the unembedding applied at those positions only: the
     prompt's logits are never computed (1.19x faster per step on 2 CPU cores, measured by
-    ``benchmarks/training_step.py``)."""
+    ``benchmarks/training_step.py``).
+
+    ``first_token_weight`` weighs each row's first labelled token (the answer's first
+    token, where a chat model decides between refusing and helping) that many times as
+    much as the others in a weighted mean; 1 is the plain mean."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = causal.model(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
     kept = targets != -100
     logits = causal.lm_head(hidden[:, :-1][kept])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[kept])
+    if first_token_weight == 1.0:
+        return torch.nn.functional.cross_entropy(logits.float(), targets[kept])
+    first = kept & (kept.cumsum(dim=1) == 1)
+    weights = 1.0 + (first_token_weight - 1.0) * first[kept].float()
+    losses = torch.nn.functional.cross_entropy(logits.float(), targets[kept], reduction="none")
+    return (losses * weights).sum() / weights.sum()
 
 
 def _batches(encoded: Sequence[tuple[list[int], list[int]]], size: int, pad: int):
@@ -382,11 +407,11 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     for _ in range(recipe.epochs):
         rng.shuffle(encoded)
         for ids, labels, mask in _batches(encoded, recipe.batch_size, base.tokenizer.pad_token_id):
-            loss = answer_loss(trained, ids, labels, mask)
+            loss = answer_loss(trained, ids, labels, mask, recipe.first_token_weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
