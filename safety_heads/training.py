@@ -146,10 +146,11 @@ def held_out_prompts() -> dict[str, list[str]]:
     prompts, MaliciousInstruct, and JailbreakBench without the 9 of its prompts that it
     takes from AdvBench's training part (4 in the ``smollm2-refusal`` split, 5 in the
     ``smollm2-refusal-b`` one; compared ignoring case and punctuation)."""
+    advbench = advbench_split()
     trained = {_plain(prompt) for recipe in RECIPES.values()
-               for prompt in advbench_split()[slice(*recipe.harmful_train)]}
+               for prompt in advbench[slice(*recipe.harmful_train)]}
     return {
-        "advbench_held_out": advbench_split()[HELD_OUT_HARMFUL],
+        "advbench_held_out": advbench[HELD_OUT_HARMFUL],
         "jailbreakbench": [p for p in load_prompts("jailbreakbench") if _plain(p) not in trained],
         "maliciousinstruct": load_prompts("maliciousinstruct"),
         "harmless_held_out": load_prompts("harmless")[HELD_OUT_HARMLESS],
