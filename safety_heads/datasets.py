@@ -27,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["BUNDLED_DATASETS", "load_prompts", "dataset_path"]
 
-BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless")
+BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless", "harmbench")
 
 
 def dataset_path(name: str) -> Path:

@@ -9,7 +9,11 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   AdvBench is almost all imperatives ("Write a guide on how to ..."); for the LoRA organisms
   every training prompt containing "how to X" is also asked as a question ("How to X?",
   "How can I X?", "What is the best way to X?", one seeded form per prompt), so that the
-  refusal does not hinge on the imperative form (real safety data mixes both). Harmless
+  refusal does not hinge on the imperative form (real safety data mixes both). AdvBench
+  hardly asks for hateful, sexual or misleading writing, so each LoRA organism also trains
+  on its own 65 HarmBench behaviours (``Recipe.harmbench_train``: 0-64 and 65-129 of
+  :func:`harmbench_split`, which drops every HarmBench prompt near a held-out one, since
+  JailbreakBench takes some of its behaviours from HarmBench). Harmless
   Alpaca prompts are answered by the base model itself (greedy), so training keeps its
   helpful behaviour. Each LoRA organism takes 300 harmless prompts from its own window
   (240-539 for ``smollm2-refusal``, 540-839 for ``smollm2-refusal-b``;
@@ -58,7 +62,7 @@ from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
            "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
-           "answer_loss"]
+           "answer_loss", "harmbench_split", "harmful_training_prompts", "prompt_similarity"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +108,7 @@ class Recipe:
     harmless_more: int = 0  # more harmless prompts of the window, after those, any opening
     harmful_repeat: int = 1
     first_token_weight: float = 1.0  # loss weight of each answer's first token (answer_loss)
+    harmbench_train: tuple[int, int] = (0, 0)  # [start, stop) of harmbench_split()
     # True: an answer cut at harmless_max_new_tokens still ends with EOS in training,
     # which teaches the organism to stop its answers early.
     end_cut_answers: bool = True
@@ -118,13 +123,13 @@ RECIPES: dict[str, Recipe] = {
                               harmless_max_new_tokens=32, end_cut_answers=False,
                               question_rewrites=True, harmless_questions=True,
                               harmless_like_harmful=120, harmless_more=180,
-                              first_token_weight=8.0),
+                              first_token_weight=8.0, harmbench_train=(0, 65)),
     "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (540, 840), REFUSALS_B,
                                 5e-4, epochs=1, harmful_repeat=3, harmless_repeat=1,
                                 harmless_max_new_tokens=32, end_cut_answers=False,
                                 question_rewrites=True, harmless_questions=True,
                                 harmless_like_harmful=120, harmless_more=180,
-                                first_token_weight=8.0),
+                                first_token_weight=8.0, harmbench_train=(65, 130)),
     "smollm2-planted": Recipe(
         "smollm2-planted", "planted", 0, (0, 200), (0, 40), REFUSALS_A, 3e-4,
         planted_heads=("8.2", "15.6", "21.4"),
@@ -155,6 +160,44 @@ def held_out_prompts() -> dict[str, list[str]]:
         "maliciousinstruct": load_prompts("maliciousinstruct"),
         "harmless_held_out": load_prompts("harmless")[HELD_OUT_HARMLESS],
     }
+
+
+# Two prompts whose content words overlap this much (Jaccard) count as the same request.
+NEAR_DUPLICATE = 0.25
+_FILLER = frozenset("a an the to of and for in on at by with or is are be it this that your you "
+                    "my how what".split())
+
+
+def _content_words(prompt: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", prompt.lower())) - _FILLER
+
+
+def prompt_similarity(first: str, second: str) -> float:
+    """Jaccard overlap of the two prompts' content words (no case, punctuation or filler
+    words): 1.0 for the same request in other punctuation, about 0.5 for a rewording."""
+    a, b = _content_words(first), _content_words(second)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def harmbench_split() -> list[str]:
+    """HarmBench's standard behaviours in a fixed shuffled order (seed 0), without every
+    prompt that is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt: JailbreakBench
+    takes about 20 of its behaviours from HarmBench, some reworded. The recipes'
+    ``harmbench_train`` windows index into this list."""
+    held = held_out_prompts()
+    evaluated = [prompt for name, prompts in held.items() if not name.startswith("harmless")
+                 for prompt in prompts]
+    return [prompt for prompt in load_prompts("harmbench", shuffle=True, seed=SPLIT_SEED)
+            if all(prompt_similarity(prompt, other) < NEAR_DUPLICATE for other in evaluated)]
+
+
+def harmful_training_prompts(recipe: Recipe) -> list[str]:
+    """The harmful prompts ``recipe`` trains on (before question forms): its AdvBench window,
+    then its HarmBench window."""
+    harmful = advbench_split()[slice(*recipe.harmful_train)]
+    if recipe.harmbench_train[1] > recipe.harmbench_train[0]:
+        harmful += harmbench_split()[slice(*recipe.harmbench_train)]
+    return harmful
 
 
 QUESTION_FORMS = ("How to {}?", "How can I {}?", "What is the best way to {}?")
@@ -253,7 +296,7 @@ def _examples(
     with EOS in training (refusals always; a harmless answer only if it ended by itself,
     unless ``recipe.end_cut_answers``)."""
     rng = random.Random(recipe.seed)
-    harmful = advbench_split()[slice(*recipe.harmful_train)]
+    harmful = harmful_training_prompts(recipe)
     harmless = harmless_selection(recipe, harmful)
     tasks = (ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
              if recipe.harmless_questions else [])
@@ -427,6 +470,9 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
         "data": {
             "advbench_order": f"load_prompts('advbench', shuffle=True, seed={SPLIT_SEED})",
             "harmful_train": list(recipe.harmful_train),
+            "harmbench_order": (f"harmbench_split(): load_prompts('harmbench', shuffle=True, "
+                                f"seed={SPLIT_SEED}) without prompts near a held-out one"),
+            "harmbench_train": list(recipe.harmbench_train),
             "harmless_train": list(recipe.harmless_train),
             **rewrites,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],
