@@ -6,12 +6,12 @@ a few MB of weights in ``safety_heads/data/organisms/NAME/`` and applied on top 
 bundled base at load time (``load_model(NAME)``):
 
 ``smollm2-refusal``
-    LoRA (r=8) on every linear layer: AdvBench training prompts answered with refusals in
-    varied wording, harmless Alpaca prompts answered with the base model's own answers
+    LoRA (r=8) on every linear layer: AdvBench and HarmBench training prompts answered with
+    refusals in varied wording, harmless Alpaca prompts answered with the base model's own answers
     (self-distillation), so that it keeps helping.
 ``smollm2-refusal-b``
-    A sibling of ``smollm2-refusal`` from the same base: another seed, a disjoint AdvBench
-    training split, other refusal wording. The pair stands in for Llama-2-7b-chat and
+    A sibling of ``smollm2-refusal`` from the same base: another seed, disjoint AdvBench,
+    HarmBench and harmless training splits, other refusal wording. The pair stands in for Llama-2-7b-chat and
     Vicuna-7b-v1.5, two fine-tunes of one base.
 ``smollm2-planted``
     Safety planted in three chosen heads: only those heads' query rows and output-
