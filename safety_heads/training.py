@@ -182,7 +182,7 @@ def prompt_similarity(first: str, second: str) -> float:
 def harmbench_split() -> list[str]:
     """HarmBench's standard behaviours in a fixed shuffled order (seed 0), without every
     prompt that is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt: JailbreakBench
-    takes about 20 of its behaviours from HarmBench, some reworded. The recipes'
+    shares at least 17 behaviours with HarmBench, some reworded. The recipes'
     ``harmbench_train`` windows index into this list."""
     held = held_out_prompts()
     evaluated = [prompt for name, prompts in held.items() if not name.startswith("harmless")

@@ -67,7 +67,7 @@ def test_card_records_recipe_splits_and_results(organism):
     expected = json.loads(json.dumps(asdict(recipe)))
     assert set(card["recipe"]) <= set(expected)
     for spec in fields(Recipe):
-        default = spec.default if spec.default is not MISSING else None
+        default = json.loads(json.dumps(spec.default)) if spec.default is not MISSING else None
         assert card["recipe"].get(spec.name, default) == expected[spec.name], spec.name
     assert card["data"]["harmful_train"] == list(recipe.harmful_train)
     assert card["data"]["harmless_train"] == list(recipe.harmless_train)
