@@ -172,11 +172,14 @@ def _content_words(prompt: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", prompt.lower())) - _FILLER
 
 
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
 def prompt_similarity(first: str, second: str) -> float:
     """Jaccard overlap of the two prompts' content words (no case, punctuation or filler
     words): 1.0 for the same request in other punctuation, about 0.5 for a rewording."""
-    a, b = _content_words(first), _content_words(second)
-    return len(a & b) / len(a | b) if a | b else 1.0
+    return _jaccard(_content_words(first), _content_words(second))
 
 
 def harmbench_split() -> list[str]:
@@ -184,11 +187,11 @@ def harmbench_split() -> list[str]:
     prompt that is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt: JailbreakBench
     shares at least 17 behaviours with HarmBench, some reworded. The recipes'
     ``harmbench_train`` windows index into this list."""
-    held = held_out_prompts()
-    evaluated = [prompt for name, prompts in held.items() if not name.startswith("harmless")
-                 for prompt in prompts]
+    evaluated = [_content_words(prompt) for name, prompts in held_out_prompts().items()
+                 if not name.startswith("harmless") for prompt in prompts]
     return [prompt for prompt in load_prompts("harmbench", shuffle=True, seed=SPLIT_SEED)
-            if all(prompt_similarity(prompt, other) < NEAR_DUPLICATE for other in evaluated)]
+            if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
+                   for other in evaluated)]
 
 
 def harmful_training_prompts(recipe: Recipe) -> list[str]:
