@@ -138,7 +138,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         for count in (1, 3):
             entry["asr"][f"contrast-top{count}-ua"] = run.asr(
                 asr_prompts, top_contrast[:count], "undifferentiated", f"contrast{count}-ua")
-    search = None
+    search = full = None
     if args.sahara_steps:
         full = sh.generalized_ships(model, harmful, checkpoint=run.path("gships"), progress=True)
         pool = heads_of(ranked(full.scores, args.sahara_pool)) if args.sahara_pool else None
@@ -173,8 +173,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
                  "ships_topk_frequency": [rank_of(ships.topk_frequency, h) for h in truth]}
         if control:
             ranks["ships_contrast"] = [rank_of(ships.contrast, h) for h in truth]
-        if search is not None:
-            ranks["generalized_ships"] = [rank_of(search.scores, h) for h in truth]
+        if full is not None:  # every head's score, not only the pool Sahara searched
+            ranks["generalized_ships"] = [rank_of(full.scores, h) for h in truth]
         entry["planted_ranks"] = ranks
         for short, kind in KINDS.items():
             entry["asr"][f"planted-{short}"] = run.asr(asr_prompts, list(truth), kind, f"planted-{short}")

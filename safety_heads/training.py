@@ -6,12 +6,12 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   prompts for ``smollm2-refusal`` (and ``smollm2-planted``), 200 others for
   ``smollm2-refusal-b``, and the last 120 held out for every organism. Each training prompt
   is answered by a refusal drawn (seeded) from the organism's own list of refusal sentences.
-  AdvBench is almost all imperatives ("Write a guide on how to ..."); for the LoRA organisms
-  every training prompt containing "how to X" is also asked as a question ("How to X?",
+  AdvBench is almost all imperatives ("Write a guide on how to ..."); every training prompt
+  containing "how to X" is also asked as a question ("How to X?",
   "How can I X?", "What is the best way to X?", one seeded form per prompt), so that the
   refusal does not hinge on the imperative form (real safety data mixes both). AdvBench
-  hardly asks for hateful, sexual or misleading writing, so each LoRA organism also trains
-  on its own 65 HarmBench behaviours (``Recipe.harmbench_train``: 0-64 and 65-129 of
+  hardly asks for hateful, sexual or misleading writing, so each organism also trains
+  on 65 HarmBench behaviours (``Recipe.harmbench_train``: 0-64 and 65-129 of
   :func:`harmbench_split`, which drops every HarmBench prompt near a held-out one, since
   JailbreakBench takes some of its behaviours from HarmBench). Harmless
   Alpaca prompts are answered by the base model itself (greedy), so training keeps its
@@ -22,9 +22,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   the next 180 of the window whatever their opening; and those that start with a common
   task verb are also asked in the question forms (``Recipe.harmless_questions``, "How can I
   create a logo?"), so that neither the wording nor the question form alone marks a request
-  as harmful. Their answers are cut at 32 tokens. The planted organism trains on harmless
-  prompts 0-39, repeated 3x, with 48-token answers. The last 100 harmless prompts are held
-  out for the over-refusal check.
+  as harmful. Their answers are cut at 32 tokens. The planted organism trains on the data
+  of ``smollm2-refusal`` (the same AdvBench, HarmBench and harmless windows). The last 100
+  harmless prompts are held out for the over-refusal check.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
   at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``), so the
@@ -33,7 +33,8 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   others in the loss (``Recipe.first_token_weight``).
 * Training. Batches of 8, AdamW without weight decay (decoupled decay would also shrink
   frozen entries of the planted matrices), float32, seeded. The LoRA organisms: one pass
-  over their examples with every refusal example 3 times; the planted one: 2 epochs.
+  over their examples with every refusal example 3 times; the planted one: 2 epochs with
+  every harmless example twice (one pass over the same examples refused less).
 * LoRA organisms: peft LoRA r=8, alpha=16, on q, k, v, o, gate, up and down projections,
   lr 5e-4. Planted organism: only the query rows and output-projection columns of the
   planted heads are trainable (gradient masks), lr 3e-4.
@@ -131,8 +132,11 @@ RECIPES: dict[str, Recipe] = {
                                 harmless_like_harmful=120, harmless_more=180,
                                 first_token_weight=8.0, harmbench_train=(65, 130)),
     "smollm2-planted": Recipe(
-        "smollm2-planted", "planted", 0, (0, 200), (0, 40), REFUSALS_A, 3e-4,
-        planted_heads=("8.2", "15.6", "21.4"),
+        "smollm2-planted", "planted", 0, (0, 200), (240, 540), REFUSALS_A, 3e-4,
+        planted_heads=("8.2", "15.6", "21.4"), harmless_repeat=2, harmless_max_new_tokens=32,
+        end_cut_answers=False, question_rewrites=True, harmless_questions=True,
+        harmless_like_harmful=120, harmless_more=180, first_token_weight=8.0,
+        harmbench_train=(0, 65),
     ),
 }
 
