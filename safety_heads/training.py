@@ -49,7 +49,7 @@ import random
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,26 +118,22 @@ class Recipe:
     )
 
 
+_REFUSAL = Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A, 5e-4,
+                  epochs=1, harmful_repeat=3, harmless_repeat=1, harmless_max_new_tokens=32,
+                  end_cut_answers=False, question_rewrites=True, harmless_questions=True,
+                  harmless_like_harmful=120, harmless_more=180, first_token_weight=8.0,
+                  harmbench_train=(0, 65))
+
 RECIPES: dict[str, Recipe] = {
-    "smollm2-refusal": Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A, 5e-4,
-                              epochs=1, harmful_repeat=3, harmless_repeat=1,
-                              harmless_max_new_tokens=32, end_cut_answers=False,
-                              question_rewrites=True, harmless_questions=True,
-                              harmless_like_harmful=120, harmless_more=180,
-                              first_token_weight=8.0, harmbench_train=(0, 65)),
-    "smollm2-refusal-b": Recipe("smollm2-refusal-b", "lora", 1, (200, 400), (540, 840), REFUSALS_B,
-                                5e-4, epochs=1, harmful_repeat=3, harmless_repeat=1,
-                                harmless_max_new_tokens=32, end_cut_answers=False,
-                                question_rewrites=True, harmless_questions=True,
-                                harmless_like_harmful=120, harmless_more=180,
-                                first_token_weight=8.0, harmbench_train=(65, 130)),
-    "smollm2-planted": Recipe(
-        "smollm2-planted", "planted", 0, (0, 200), (240, 540), REFUSALS_A, 3e-4,
-        planted_heads=("8.2", "15.6", "21.4"), harmless_repeat=2, harmless_max_new_tokens=32,
-        end_cut_answers=False, question_rewrites=True, harmless_questions=True,
-        harmless_like_harmful=120, harmless_more=180, first_token_weight=8.0,
-        harmbench_train=(0, 65),
-    ),
+    "smollm2-refusal": _REFUSAL,
+    # The sibling: the same recipe on disjoint data, another seed and refusal wording.
+    "smollm2-refusal-b": replace(_REFUSAL, name="smollm2-refusal-b", seed=1,
+                                 harmful_train=(200, 400), harmless_train=(540, 840),
+                                 refusals=REFUSALS_B, harmbench_train=(65, 130)),
+    # smollm2-refusal's data, trained into three heads' slices.
+    "smollm2-planted": replace(_REFUSAL, name="smollm2-planted", kind="planted", lr=3e-4,
+                               planted_heads=("8.2", "15.6", "21.4"), epochs=2,
+                               harmful_repeat=1, harmless_repeat=2),
 }
 
 
