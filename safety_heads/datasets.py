@@ -9,6 +9,8 @@ advbench        520  harmful behaviours (Zou et al. 2023)
 jailbreakbench  100  harmful behaviours (JBB-Behaviors, Chao et al. 2024)
 maliciousinstruct 100 harmful questions (Huang et al. 2023)
 harmless       1000  harmless Alpaca instructions (controls, utility checks)
+harmbench       200  harmful behaviours (HarmBench, Mazeika et al. 2024)
+donotanswer     243  harmful questions (Do-Not-Answer malicious uses, Wang et al. 2024)
 ============== ===== ==========================================================
 
 A user's prompts can be a CSV file (column ``input`` unless ``column`` names another), a
@@ -27,7 +29,8 @@ from pathlib import Path
 
 __all__ = ["BUNDLED_DATASETS", "load_prompts", "dataset_path"]
 
-BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless", "harmbench")
+BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless", "harmbench",
+                    "donotanswer")
 
 
 def dataset_path(name: str) -> Path:

@@ -24,7 +24,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   create a logo?"), so that neither the wording nor the question form alone marks a request
   as harmful. Their answers are cut at 32 tokens. The planted organism trains on the data
   of ``smollm2-refusal`` (the same AdvBench, HarmBench and harmless windows). The last 100
-  harmless prompts are held out for the over-refusal check.
+  harmless prompts are held out for the over-refusal check. ``Recipe.donotanswer_train``
+  adds Do-Not-Answer's malicious-use questions (:func:`donotanswer_split`); no shipped
+  recipe uses them (measured in the README).
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
   at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``), so the
@@ -39,7 +41,8 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   lr 5e-4. Planted organism: only the query rows and output-projection columns of the
   planted heads are trainable (gradient masks), lr 3e-4.
 
-``build_organism`` trains and writes ``weights.safetensors`` and ``card.json``;
+``build_organism`` trains and writes ``weights.safetensors`` and ``card.json`` (a killed
+build resumes from its last saved state, ``build-state.pt``);
 ``evaluate_organism`` measures held-out refusal and writes the results into the card.
 """
 
@@ -63,7 +66,8 @@ from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
            "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
-           "answer_loss", "harmbench_split", "harmful_training_prompts", "prompt_similarity"]
+           "answer_loss", "harmbench_split", "donotanswer_split", "harmful_training_prompts",
+           "prompt_similarity", "BuildStateMismatch", "BUILD_STATE_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +114,7 @@ class Recipe:
     harmful_repeat: int = 1
     first_token_weight: float = 1.0  # loss weight of each answer's first token (answer_loss)
     harmbench_train: tuple[int, int] = (0, 0)  # [start, stop) of harmbench_split()
+    donotanswer_train: tuple[int, int] = (0, 0)  # [start, stop) of donotanswer_split()
     # True: an answer cut at harmless_max_new_tokens still ends with EOS in training,
     # which teaches the organism to stop its answers early.
     end_cut_answers: bool = True
@@ -182,24 +187,39 @@ def prompt_similarity(first: str, second: str) -> float:
     return _jaccard(_content_words(first), _content_words(second))
 
 
+def _far_from_held_out(dataset: str) -> list[str]:
+    """Bundled set ``dataset`` in a fixed shuffled order (seed 0), without every prompt that
+    is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt."""
+    evaluated = [_content_words(prompt) for name, prompts in held_out_prompts().items()
+                 if not name.startswith("harmless") for prompt in prompts]
+    return [prompt for prompt in load_prompts(dataset, shuffle=True, seed=SPLIT_SEED)
+            if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
+                   for other in evaluated)]
+
+
 def harmbench_split() -> list[str]:
     """HarmBench's standard behaviours in a fixed shuffled order (seed 0), without every
     prompt that is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt: JailbreakBench
     shares at least 17 behaviours with HarmBench, some reworded. The recipes'
     ``harmbench_train`` windows index into this list."""
-    evaluated = [_content_words(prompt) for name, prompts in held_out_prompts().items()
-                 if not name.startswith("harmless") for prompt in prompts]
-    return [prompt for prompt in load_prompts("harmbench", shuffle=True, seed=SPLIT_SEED)
-            if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
-                   for other in evaluated)]
+    return _far_from_held_out("harmbench")
+
+
+def donotanswer_split() -> list[str]:
+    """Do-Not-Answer's malicious-use questions in a fixed shuffled order (seed 0), without
+    every one near a held-out harmful prompt (45 of 243, most of them near a
+    MaliciousInstruct question). The recipes' ``donotanswer_train`` windows index into it."""
+    return _far_from_held_out("donotanswer")
 
 
 def harmful_training_prompts(recipe: Recipe) -> list[str]:
     """The harmful prompts ``recipe`` trains on (before question forms): its AdvBench window,
-    then its HarmBench window."""
+    then its HarmBench window, then its Do-Not-Answer window."""
     harmful = advbench_split()[slice(*recipe.harmful_train)]
     if recipe.harmbench_train[1] > recipe.harmbench_train[0]:
         harmful += harmbench_split()[slice(*recipe.harmbench_train)]
+    if recipe.donotanswer_train[1] > recipe.donotanswer_train[0]:
+        harmful += donotanswer_split()[slice(*recipe.donotanswer_train)]
     return harmful
 
 
@@ -291,20 +311,23 @@ def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
 
 
 def _examples(
-    recipe: Recipe, base: Any, progress: bool = False
-) -> tuple[list[tuple[str, str, bool]], dict[str, int]]:
+    recipe: Recipe, base: Any, progress: bool = False,
+    answers: list[tuple[str, bool]] | None = None,
+) -> tuple[list[tuple[str, str, bool]], dict[str, int], list[tuple[str, bool]]]:
     """(prompt, answer, ends) triples: refusals for harmful prompts, the base model's own
     answers for harmless ones, each repeated as the recipe says; with the recipe's question
     forms of both, whose numbers come back as the second value. ``ends``: the answer ends
     with EOS in training (refusals always; a harmless answer only if it ended by itself,
-    unless ``recipe.end_cut_answers``)."""
+    unless ``recipe.end_cut_answers``). The third value is the base model's answers, which
+    a resumed build passes back as ``answers`` instead of generating them again."""
     rng = random.Random(recipe.seed)
     harmful = harmful_training_prompts(recipe)
     harmless = harmless_selection(recipe, harmful)
     tasks = (ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
              if recipe.harmless_questions else [])
     harmless = harmless + tasks
-    answers = _self_answers(base, harmless, recipe.harmless_max_new_tokens, progress)
+    if answers is None:
+        answers = _self_answers(base, harmless, recipe.harmless_max_new_tokens, progress)
     questions = ask_as_questions(harmful, rng) if recipe.question_rewrites else []
     harmful = harmful + questions
     pairs = [(prompt, rng.choice(recipe.refusals), True) for prompt in harmful]
@@ -313,7 +336,7 @@ def _examples(
               for p, (text, ended) in zip(harmless, answers, strict=True)] * recipe.harmless_repeat
     rng.shuffle(pairs)
     return pairs, {"question_rewrites": len(questions), "harmless_questions": len(tasks),
-                   "harmless_prompts": len(harmless)}
+                   "harmless_prompts": len(harmless)}, answers
 
 
 def _encode_example(
@@ -367,6 +390,93 @@ def _batches(encoded: Sequence[tuple[list[int], list[int]]], size: int, pad: int
             labels[row, : len(targets)] = torch.tensor(targets)
             mask[row, : len(tokens)] = 1
         yield ids, labels, mask
+
+
+BUILD_STATE_FILE = "build-state.pt"
+SAVE_EVERY = 10  # training steps between two saves of a build's state
+
+
+class BuildStateMismatch(FileExistsError):
+    """A saved build state belongs to another recipe."""
+
+
+def _load_build_state(path: Path, recipe: Recipe) -> dict[str, Any] | None:
+    """The saved state of an interrupted build of ``recipe`` at ``path``; None if none."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as error:
+        raise BuildStateMismatch(
+            f"{path} is not a readable build state ({error}); delete it to build from scratch."
+        ) from error
+    saved, wanted = state.get("recipe", {}), json.loads(json.dumps(asdict(recipe)))
+    if saved != wanted:
+        differing = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        raise BuildStateMismatch(
+            f"{path} holds an interrupted build of another recipe (differing: "
+            f"{', '.join(differing)}); delete it to build {recipe.name} from scratch."
+        )
+    return state
+
+
+def _save_build_state(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` through a temporary file and a rename: a kill leaves the old or the
+    new state, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(state, temporary)
+    temporary.replace(path)
+
+
+def _train(recipe: Recipe, model: Any, parameters: Sequence[torch.nn.Parameter],
+           encoded: list[tuple[list[int], list[int]]], pad: int, state_path: Path,
+           state: dict[str, Any], progress: bool = False) -> list[float]:
+    """Train ``parameters`` of ``model`` on ``encoded`` as ``recipe`` says; return the
+    per-step losses.
+
+    Every :data:`SAVE_EVERY` steps the trainable tensors, the optimiser, the losses so far
+    and ``state`` (the recipe, the base model's answers, the time spent) are saved to
+    ``state_path``. Given such a saved ``state``, training goes on after its last saved
+    step and ends with the same weights as an uninterrupted run."""
+    from tqdm.auto import tqdm
+
+    optimizer = torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=0.0)
+    losses: list[float] = list(state.get("losses", []))
+    if losses:
+        with torch.no_grad():
+            for parameter, saved in zip(parameters, state["parameters"], strict=True):
+                parameter.copy_(saved)
+        optimizer.load_state_dict(state["optimizer"])
+    done = len(losses)
+    rng = random.Random(recipe.seed)
+    per_epoch = (len(encoded) + recipe.batch_size - 1) // recipe.batch_size
+    total = recipe.epochs * per_epoch
+    bar = tqdm(total=total, initial=done, desc=f"training {recipe.name}", disable=not progress)
+    started = time.perf_counter()
+    step = 0
+    for _ in range(recipe.epochs):
+        rng.shuffle(encoded)
+        for ids, labels, mask in _batches(encoded, recipe.batch_size, pad):
+            step += 1
+            if step <= done:
+                continue
+            loss = answer_loss(model, ids, labels, mask, recipe.first_token_weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if step % SAVE_EVERY == 0 and step < total:
+                state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
+                started = time.perf_counter()
+                state.update(losses=losses, optimizer=optimizer.state_dict(),
+                             parameters=[p.detach().clone() for p in parameters])
+                _save_build_state(state_path, state)
+    bar.close()
+    state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
+    return losses
 
 
 def _trainable(recipe: Recipe, hf_model: Any) -> tuple[Any, list[torch.nn.Parameter]]:
@@ -427,9 +537,11 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     """Train organism ``name`` from the bundled base; write its weights and card.
 
     ``out`` defaults to the package's organism folder (what ``load_model(name)`` uses).
-    Returns the card. Takes minutes on a CPU.
+    Returns the card. Takes minutes on a CPU. The build saves its state to
+    ``build-state.pt`` in that folder every :data:`SAVE_EVERY` steps; after a crash or a
+    kill, running it again goes on from there (the same weights as an uninterrupted build),
+    and the file is deleted when the build is done.
     """
-    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
 
     from safety_heads.models import bundled_base_folder, load_model
@@ -438,30 +550,25 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
         raise ValueError(f"No recipe for {name!r}; the organisms are {sorted(RECIPES)}.")
     recipe = RECIPES[name]
     folder = Path(out) if out is not None else organism_folder(name)
+    state_path = folder / BUILD_STATE_FILE
     started = time.perf_counter()
+    state = _load_build_state(state_path, recipe)
+    resumed_at = len(state["losses"]) if state else None
+    if state is None:
+        state = {"recipe": json.loads(json.dumps(asdict(recipe)))}
     torch.manual_seed(recipe.seed)
     base = load_model("smollm2-135m-instruct")
-    pairs, rewrites = _examples(recipe, base, progress)
+    pairs, rewrites, answers = _examples(recipe, base, progress, state.get("answers"))
+    if "answers" not in state:
+        state["answers"] = answers
+        _save_build_state(state_path, state)
     encoded = [_encode_example(base, p, a, end) for p, a, end in pairs]
     hf_model = AutoModelForCausalLM.from_pretrained(str(bundled_base_folder()), dtype=torch.float32)
     hf_model.train()
     trained, parameters = _trainable(recipe, hf_model)
-    optimizer = torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=0.0)
-    rng = random.Random(recipe.seed)
-    losses = []
-    total = recipe.epochs * ((len(encoded) + recipe.batch_size - 1) // recipe.batch_size)
-    bar = tqdm(total=total, desc=f"training {name}", disable=not progress)
-    for _ in range(recipe.epochs):
-        rng.shuffle(encoded)
-        for ids, labels, mask in _batches(encoded, recipe.batch_size, base.tokenizer.pad_token_id):
-            loss = answer_loss(trained, ids, labels, mask, recipe.first_token_weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    bar.close()
+    state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
+    losses = _train(recipe, trained, parameters, encoded, base.tokenizer.pad_token_id,
+                    state_path, state, progress)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_extract(recipe, trained), str(folder / WEIGHTS_FILE))
     recipe_dict = asdict(recipe)
@@ -476,6 +583,10 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
             "harmbench_order": (f"harmbench_split(): load_prompts('harmbench', shuffle=True, "
                                 f"seed={SPLIT_SEED}) without prompts near a held-out one"),
             "harmbench_train": list(recipe.harmbench_train),
+            "donotanswer_order": (f"donotanswer_split(): load_prompts('donotanswer', "
+                                  f"shuffle=True, seed={SPLIT_SEED}) without prompts near a "
+                                  "held-out one"),
+            "donotanswer_train": list(recipe.donotanswer_train),
             "harmless_train": list(recipe.harmless_train),
             **rewrites,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],
@@ -484,7 +595,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
         },
         "training": {
             "steps": len(losses),
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(state["seconds"], 1),
             "torch_threads": torch.get_num_threads(),
             "first_loss": round(losses[0], 4),
             "final_loss": round(sum(losses[-8:]) / min(8, len(losses)), 4),
@@ -492,7 +603,10 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
         },
         "held_out": None,
     }
+    if resumed_at is not None:
+        card["training"]["resumed_at_step"] = resumed_at
     (folder / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")
+    state_path.unlink()
     return card
 
 

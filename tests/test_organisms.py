@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 import safety_heads as sh
 import safety_heads.organisms as organisms
+import safety_heads.training as training
 from safety_heads import load_model
 from safety_heads.evaluation import GenerationConfig, generate_responses
 from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
@@ -27,15 +28,20 @@ from safety_heads.training import (
     NEAR_DUPLICATE,
     QUESTION_FORMS,
     RECIPES,
+    BuildStateMismatch,
     Recipe,
     _batches,
     _encode_example,
     _extract,
+    _load_build_state,
+    _save_build_state,
     _self_answers,
+    _train,
     _trainable,
     answer_loss,
     ask_as_questions,
     ask_tasks_as_questions,
+    donotanswer_split,
     harmbench_split,
     harmful_training_prompts,
     harmless_selection,
@@ -147,7 +153,8 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
         assert harmful[: len(advbench)] == advbench
         harmless = harmless_selection(recipe, harmful)
         assert not held_out & {plain(p) for p in harmful + harmless}, name
-        # HarmBench shares reworded behaviours with JailbreakBench: none near one is trained on.
+        # HarmBench shares reworded behaviours with JailbreakBench, Do-Not-Answer asks some of
+        # MaliciousInstruct's questions in other words: none near a held-out one is trained on.
         for prompt in harmful[len(advbench) :]:
             assert max(prompt_similarity(prompt, h) for h in held_harmful) < NEAR_DUPLICATE
         # The card's harmless window is the data: every prompt in it is trained on.
@@ -158,6 +165,8 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
     for name in ("smollm2-refusal", "smollm2-refusal-b"):
         start, stop = RECIPES[name].harmbench_train
         assert 0 <= start < stop <= len(harmbench_split())
+        start, stop = RECIPES[name].donotanswer_train
+        assert 0 <= start <= stop <= len(donotanswer_split())
 
 
 def test_prompt_similarity_finds_reworded_requests():
@@ -316,3 +325,108 @@ def test_more_harmless_prompts_come_after_the_like_harmful_ones():
     assert chosen[30:] == rest[:50]
     with pytest.raises(ValueError, match="harmless_more"):
         harmless_selection(replace(wider, harmless_more=10_000), harmful)
+
+
+def _tiny_run(recipe, pristine, encoded, path, state, *, stop_after=None, monkeypatch=None):
+    """Train a fresh copy of ``pristine``; with ``stop_after``, killed at that step."""
+    model = copy.deepcopy(pristine)
+    trained, parameters = _trainable(recipe, model)
+    if stop_after is not None:
+        calls = []
+
+        def dying_loss(*args, **kwargs):
+            calls.append(1)
+            if len(calls) > stop_after:
+                raise KeyboardInterrupt
+            return answer_loss(*args, **kwargs)
+
+        monkeypatch.setattr(training, "answer_loss", dying_loss)
+    try:
+        losses = _train(recipe, trained, parameters, list(encoded), 0, path, state)
+    finally:
+        if monkeypatch is not None:
+            monkeypatch.undo()
+    return losses, [p.detach().clone() for p in parameters]
+
+
+@pytest.mark.parametrize("kind", ["planted", "lora"])
+def test_a_killed_build_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch, kind):
+    if kind == "lora":
+        pytest.importorskip("peft")
+        recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, lr=1e-2,
+                         epochs=2, batch_size=2)
+    else:
+        recipe = replace(RECIPES["smollm2-planted"], planted_heads=("1.2", "3.0"), lr=1e-2,
+                         epochs=2, batch_size=2)
+    monkeypatch.setattr(training, "SAVE_EVERY", 3)
+    rng = random.Random(0)
+    encoded = []
+    for _ in range(7):  # 4 steps an epoch, 8 in all
+        prompt = [rng.randrange(3, 200) for _ in range(rng.randrange(2, 6))]
+        answer = [rng.randrange(3, 200) for _ in range(rng.randrange(1, 5))]
+        encoded.append((prompt + answer, [-100] * len(prompt) + answer))
+    torch.manual_seed(0)
+    whole, whole_weights = _tiny_run(recipe, tiny.pristine, encoded, tmp_path / "a.pt", {})
+    assert len(whole) == 8
+    path = tmp_path / "b.pt"
+    state = {"recipe": json.loads(json.dumps(asdict(recipe)))}
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_run(recipe, tiny.pristine, encoded, path, dict(state), stop_after=7,
+                  monkeypatch=monkeypatch)
+    saved = _load_build_state(path, recipe)
+    assert len(saved["losses"]) == 6  # the last save before the kill, in the second epoch
+    torch.manual_seed(1)  # another LoRA start: the saved state must replace it
+    resumed, resumed_weights = _tiny_run(recipe, tiny.pristine, encoded, path, saved)
+    assert resumed == whole
+    assert all(torch.equal(a, b) for a, b in zip(whole_weights, resumed_weights, strict=True))
+    with pytest.raises(BuildStateMismatch, match="differing: lr"):
+        _load_build_state(path, replace(recipe, lr=1e-3))
+    path.write_bytes(b"not a state")
+    with pytest.raises(BuildStateMismatch, match="delete it"):
+        _load_build_state(path, recipe)
+
+
+def test_build_state_is_written_whole(tmp_path):
+    path = tmp_path / "state.pt"
+    _save_build_state(path, {"recipe": {"name": "x"}, "losses": [1.0]})
+    _save_build_state(path, {"recipe": {"name": "x"}, "losses": [1.0, 0.5]})
+    assert torch.load(path)["losses"] == [1.0, 0.5]
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_a_killed_organism_build_resumes_where_it_stopped(bundled_folder, tmp_path, monkeypatch):
+    """The whole build on a few examples: killed after its second step, run again, it ends
+    with the weights of an uninterrupted build, without answering the harmless prompts
+    again, and deletes its saved state."""
+    small = replace(RECIPES["smollm2-planted"], planted_heads=("29.1",), harmful_train=(0, 6),
+                    harmbench_train=(0, 0), harmless_train=(240, 246), harmless_like_harmful=0,
+                    harmless_more=0, harmless_questions=False, question_rewrites=False,
+                    harmful_repeat=1, harmless_repeat=1, epochs=1, batch_size=4,
+                    harmless_max_new_tokens=8, lr=1e-3)
+    monkeypatch.setitem(RECIPES, "smollm2-planted", small)
+    monkeypatch.setattr(training, "SAVE_EVERY", 1)
+    whole = training.build_organism("smollm2-planted", out=tmp_path / "whole", progress=False)
+    assert whole["training"]["steps"] == 3 and "resumed_at_step" not in whole["training"]
+    real_loss, calls = training.answer_loss, []
+
+    def dying_loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "answer_loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        training.build_organism("smollm2-planted", out=tmp_path / "killed", progress=False)
+    assert (tmp_path / "killed" / training.BUILD_STATE_FILE).is_file()
+    monkeypatch.setattr(training, "answer_loss", real_loss)
+    monkeypatch.setattr(training, "_self_answers", None)  # a resumed build must not call it
+    resumed = training.build_organism("smollm2-planted", out=tmp_path / "killed", progress=False)
+    assert resumed["training"]["resumed_at_step"] == 2
+    assert resumed["training"]["first_loss"] == whole["training"]["first_loss"]
+    assert resumed["training"]["final_loss"] == whole["training"]["final_loss"]
+    assert not (tmp_path / "killed" / training.BUILD_STATE_FILE).exists()
+    ours = load_file(str(tmp_path / "killed" / WEIGHTS_FILE))
+    theirs = load_file(str(tmp_path / "whole" / WEIGHTS_FILE))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
