@@ -11,6 +11,7 @@ maliciousinstruct 100 harmful questions (Huang et al. 2023)
 harmless       1000  harmless Alpaca instructions (controls, utility checks)
 harmbench       200  harmful behaviours (HarmBench, Mazeika et al. 2024)
 donotanswer     243  harmful questions (Do-Not-Answer malicious uses, Wang et al. 2024)
+harmfulwriting   60  requests for hateful, violent, misleading, harassing writing
 ============== ===== ==========================================================
 
 A user's prompts can be a CSV file (column ``input`` unless ``column`` names another), a
@@ -30,7 +31,7 @@ from pathlib import Path
 __all__ = ["BUNDLED_DATASETS", "load_prompts", "dataset_path"]
 
 BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless", "harmbench",
-                    "donotanswer")
+                    "donotanswer", "harmfulwriting")
 
 
 def dataset_path(name: str) -> Path:

@@ -25,8 +25,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   as harmful. Their answers are cut at 32 tokens. The planted organism trains on the data
   of ``smollm2-refusal`` (the same AdvBench, HarmBench and harmless windows). The last 100
   harmless prompts are held out for the over-refusal check. ``Recipe.donotanswer_train``
-  adds Do-Not-Answer's malicious-use questions (:func:`donotanswer_split`); no shipped
-  recipe uses them (measured in the README).
+  adds Do-Not-Answer's malicious-use questions (:func:`donotanswer_split`),
+  ``Recipe.writing_train`` the bundled requests for harmful writing (:func:`writing_split`);
+  no shipped recipe uses either (measured in the README).
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
   at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``), so the
@@ -66,8 +67,9 @@ from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
            "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
-           "answer_loss", "harmbench_split", "donotanswer_split", "harmful_training_prompts",
-           "prompt_similarity", "BuildStateMismatch", "BUILD_STATE_FILE"]
+           "answer_loss", "harmbench_split", "donotanswer_split", "writing_split",
+           "harmful_training_prompts", "prompt_similarity", "BuildStateMismatch",
+           "BUILD_STATE_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,7 @@ class Recipe:
     first_token_weight: float = 1.0  # loss weight of each answer's first token (answer_loss)
     harmbench_train: tuple[int, int] = (0, 0)  # [start, stop) of harmbench_split()
     donotanswer_train: tuple[int, int] = (0, 0)  # [start, stop) of donotanswer_split()
+    writing_train: tuple[int, int] = (0, 0)  # [start, stop) of writing_split()
     # True: an answer cut at harmless_max_new_tokens still ends with EOS in training,
     # which teaches the organism to stop its answers early.
     end_cut_answers: bool = True
@@ -212,14 +215,22 @@ def donotanswer_split() -> list[str]:
     return _far_from_held_out("donotanswer")
 
 
+def writing_split() -> list[str]:
+    """The bundled requests for harmful writing (hateful, glorifying violence, misleading,
+    harassing) in a fixed shuffled order (seed 0), without every one near a held-out
+    harmful prompt. The recipes' ``writing_train`` windows index into it."""
+    return _far_from_held_out("harmfulwriting")
+
+
 def harmful_training_prompts(recipe: Recipe) -> list[str]:
     """The harmful prompts ``recipe`` trains on (before question forms): its AdvBench window,
-    then its HarmBench window, then its Do-Not-Answer window."""
+    then its HarmBench, Do-Not-Answer and harmful-writing windows."""
     harmful = advbench_split()[slice(*recipe.harmful_train)]
-    if recipe.harmbench_train[1] > recipe.harmbench_train[0]:
-        harmful += harmbench_split()[slice(*recipe.harmbench_train)]
-    if recipe.donotanswer_train[1] > recipe.donotanswer_train[0]:
-        harmful += donotanswer_split()[slice(*recipe.donotanswer_train)]
+    for split, window in ((harmbench_split, recipe.harmbench_train),
+                          (donotanswer_split, recipe.donotanswer_train),
+                          (writing_split, recipe.writing_train)):
+        if window[1] > window[0]:
+            harmful += split()[slice(*window)]
     return harmful
 
 
@@ -587,6 +598,9 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
                                   f"shuffle=True, seed={SPLIT_SEED}) without prompts near a "
                                   "held-out one"),
             "donotanswer_train": list(recipe.donotanswer_train),
+            "writing_order": (f"writing_split(): load_prompts('harmfulwriting', shuffle=True, "
+                              f"seed={SPLIT_SEED}) without prompts near a held-out one"),
+            "writing_train": list(recipe.writing_train),
             "harmless_train": list(recipe.harmless_train),
             **rewrites,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],

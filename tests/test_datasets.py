@@ -8,7 +8,8 @@ from safety_heads.datasets import BUNDLED_DATASETS, dataset_path, load_prompts
 @pytest.mark.parametrize(
     ("name", "rows"),
     [("advbench", 520), ("jailbreakbench", 100), ("maliciousinstruct", 100), ("harmless", 1000),
-     ("harmbench", 200), ("donotanswer", 243)],
+     ("harmbench", 200), ("donotanswer", 243),
+     ("harmfulwriting", 60)],
 )
 def test_bundled_sets_are_complete(name, rows):
     prompts = load_prompts(name)

@@ -48,6 +48,7 @@ from safety_heads.training import (
     held_out_prompts,
     like_openings,
     prompt_similarity,
+    writing_split,
 )
 
 BUILT = [name for name in ORGANISMS if (organism_folder(name) / WEIGHTS_FILE).is_file()]
@@ -167,6 +168,8 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
         assert 0 <= start < stop <= len(harmbench_split())
         start, stop = RECIPES[name].donotanswer_train
         assert 0 <= start <= stop <= len(donotanswer_split())
+        start, stop = RECIPES[name].writing_train
+        assert 0 <= start <= stop <= len(writing_split())
 
 
 def test_prompt_similarity_finds_reworded_requests():
