@@ -564,7 +564,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     state_path = folder / BUILD_STATE_FILE
     started = time.perf_counter()
     state = _load_build_state(state_path, recipe)
-    resumed_at = len(state["losses"]) if state else None
+    resumed_at = len(state.get("losses", [])) if state else None
     if state is None:
         state = {"recipe": json.loads(json.dumps(asdict(recipe)))}
     torch.manual_seed(recipe.seed)
@@ -583,6 +583,14 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_extract(recipe, trained), str(folder / WEIGHTS_FILE))
     recipe_dict = asdict(recipe)
+    more_harmful = {}  # the optional harmful sets, where the recipe trains on them
+    for key, dataset, window in (("donotanswer", "donotanswer", recipe.donotanswer_train),
+                                 ("writing", "harmfulwriting", recipe.writing_train)):
+        if window[1] > window[0]:
+            more_harmful[f"{key}_order"] = (f"{key}_split(): load_prompts({dataset!r}, "
+                                            f"shuffle=True, seed={SPLIT_SEED}) without prompts "
+                                            "near a held-out one")
+            more_harmful[f"{key}_train"] = list(window)
     card = {
         "name": name,
         "summary": ORGANISMS[name].summary,
@@ -594,13 +602,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
             "harmbench_order": (f"harmbench_split(): load_prompts('harmbench', shuffle=True, "
                                 f"seed={SPLIT_SEED}) without prompts near a held-out one"),
             "harmbench_train": list(recipe.harmbench_train),
-            "donotanswer_order": (f"donotanswer_split(): load_prompts('donotanswer', "
-                                  f"shuffle=True, seed={SPLIT_SEED}) without prompts near a "
-                                  "held-out one"),
-            "donotanswer_train": list(recipe.donotanswer_train),
-            "writing_order": (f"writing_split(): load_prompts('harmfulwriting', shuffle=True, "
-                              f"seed={SPLIT_SEED}) without prompts near a held-out one"),
-            "writing_train": list(recipe.writing_train),
+            **more_harmful,
             "harmless_train": list(recipe.harmless_train),
             **rewrites,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],
