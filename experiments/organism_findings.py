@@ -1,7 +1,12 @@
 """Measure what Ships, Sahara and ablation find on the refusing organisms.
 
-    python experiments/organism_findings.py --organisms smollm2-refusal --prompts 8 \\
-        --control-prompts 4 --asr-prompts 24 --sahara-steps 5 --datasets jailbreakbench
+    python experiments/organism_findings.py --organisms smollm2-refusal \\
+        --compare smollm2-refusal-b,smollm2-135m-instruct --prompts 16 --control-prompts 8 \\
+        --asr-prompts 32 --sahara-steps 3 --sahara-pool 20 --datasets jailbreakbench
+    python experiments/organism_findings.py --organisms smollm2-planted --prompts 16 \\
+        --control-prompts 8 --asr-prompts 32 --sahara-steps 3 --sahara-pool 20
+
+(the runs behind the README's findings: 17 and 11 minutes on 2 fast CPU cores).
 
 Every measurement is a resumable JSON file in ``experiments/results/`` (kill the script and
 re-run it: finished parts are read back, not recomputed). Each organism's entry goes to
