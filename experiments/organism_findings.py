@@ -24,7 +24,8 @@ What is measured, per organism (all prompts held out from its training):
   1, 2, 3, 5 heads of mean Ships and of Sahara ablated, by UA and by SC (Scaling
   Contribution; the heads are the UA-ranked ones).
 * Sahara (Generalized Ships, rank 1): step 1 scores every head; with ``--sahara-pool K``
-  steps 2.. consider only the K best heads of step 1 (a cost cut, reported as such).
+  steps 2.. consider only the K best heads of step 1 (a cost cut, reported as such; it can
+  change the picks, see ``sahara_without_pool.py``).
 * Side effects on ``--asr-prompts`` held-out harmless prompts: over-refusal and mean
   next-token KL with the top-3 Ships and Sahara heads ablated.
 * UA vs SC: Ships scored with Scaling Contribution on the same prompts, compared with the

@@ -7,8 +7,9 @@
 2. **Sahara**: the greedy search for ``steps`` heads that, ablated together, disturb it most.
    By default the search runs among the ``shortlist`` best heads of step 1 (27 of 270);
    its first pick is then exactly the full search's, and later steps skip heads that were
-   far behind alone. ``shortlist=None`` (CLI ``--shortlist 0``) is the paper's exhaustive
-   greedy search, at ``steps`` times the cost of step 1.
+   far behind alone, which can change the later picks (on ``smollm2-planted`` a 20-head pool
+   changed the second; README). ``shortlist=None`` (CLI ``--shortlist 0``) is the paper's
+   exhaustive greedy search, at ``steps`` times the cost of step 1.
 3. **ASR curve** on other prompts of the same set (the *evaluation* prompts): answers
    generated with the first 0, 1, ..., ``steps`` chosen heads ablated, judged by the paper's
    keyword judge, with 95% Clopper-Pearson intervals.
