@@ -7,8 +7,9 @@ The search uses the first ``--prompts`` held-out AdvBench prompts (16, as the fi
 ASR is measured with Undifferentiated Attention and Scaling Contribution on the first
 ``--asr-prompts`` (32), greedy, 48 new tokens, keyword judge. Every part is a resumable file
 in ``experiments/results/`` (``sahara-NAME-all-heads.json``, ``asr-NAME-sahara-all-*.json``);
-the summary goes to ``sahara-all-heads-NAME.json``. For a planted organism the ranks of its
-planted heads in each step's scores are reported too.
+the summary goes to ``sahara-all-heads-NAME.json``, each chosen head with its rank alone
+(step 1). For a planted organism the ranks of its planted heads in each step's scores are
+reported too.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 
 import torch
+from organism_findings import rank_of
 
 import safety_heads as sh
 from safety_heads.organisms import planted_heads, read_card
@@ -25,13 +27,9 @@ RESULTS = Path(__file__).parent / "results"
 KINDS = {"ua": "undifferentiated", "sc": "scale"}
 
 
-def rank_of(scores: torch.Tensor, head: sh.Head) -> int | None:
+def step_rank(scores: torch.Tensor, head: sh.Head) -> int | None:
     """1-based rank of ``head`` in one step's map; None once it has been chosen (NaN)."""
-    flat = scores.flatten()
-    value = flat[head.layer * scores.shape[1] + head.head]
-    if torch.isnan(value):
-        return None
-    return int((torch.nan_to_num(flat, nan=-torch.inf) > value).sum()) + 1
+    return None if torch.isnan(scores[head.layer, head.head]) else rank_of(scores, head)
 
 
 def main() -> None:
@@ -51,7 +49,10 @@ def main() -> None:
     planted = planted_heads(read_card(name))
     config = sh.GenerationConfig(max_new_tokens=48, batch_size=16)
     asr_prompts = sets["advbench_held_out"][: args.asr_prompts]
-    summary = {"settings": vars(args), "chosen": search.chosen(), "asr": {}}
+    # each chosen head with its rank alone (step 1), which a pool of step 1's best would need
+    chosen = [{**entry, "rank_alone": rank_of(search.scores, head)}
+              for entry, head in zip(search.chosen(), search.heads, strict=True)]
+    summary = {"settings": vars(args), "chosen": chosen, "asr": {}}
     for count in range(1, len(search.heads) + 1):
         for short, kind in KINDS.items():
             result = sh.evaluate_asr(
@@ -63,7 +64,7 @@ def main() -> None:
     if planted:
         # rank of each planted head in each step's map (1 = the head that step chose)
         summary["planted_ranks_by_step"] = {
-            str(head): [rank_of(scores, head) for scores in search.step_scores]
+            str(head): [step_rank(scores, head) for scores in search.step_scores]
             for head in planted}
     (RESULTS / f"sahara-all-heads-{name}.json").write_text(json.dumps(summary, indent=1) + "\n")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Checkpoint", "CheckpointMismatch", "write_json_atomic"]
+__all__ = ["Checkpoint", "CheckpointMismatch", "differing_keys", "write_json_atomic"]
 
 
 class CheckpointMismatch(FileExistsError):
@@ -41,6 +41,11 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def differing_keys(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between two settings dicts (missing counts as None)."""
+    return sorted(key for key in set(saved) | set(wanted) if saved.get(key) != wanted.get(key))
 
 
 def _normalise(value: Any) -> Any:
@@ -82,11 +87,7 @@ class Checkpoint:
                 f"{self.kind!r} run; choose another output path."
             )
         if saved["settings"] != self.settings:
-            differing = sorted(
-                key
-                for key in set(saved["settings"]) | set(self.settings)
-                if saved["settings"].get(key) != self.settings.get(key)
-            )
+            differing = differing_keys(saved["settings"], self.settings)
             raise CheckpointMismatch(
                 f"{self.path} was written by a {self.kind} run with other settings "
                 f"(differing: {', '.join(differing)}). Re-run with the same arguments to "

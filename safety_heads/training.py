@@ -60,6 +60,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from safety_heads.checkpoint import differing_keys
 from safety_heads.datasets import load_prompts
 from safety_heads.heads import parse_heads
 from safety_heads.organisms import CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_folder
@@ -423,10 +424,10 @@ def _load_build_state(path: Path, recipe: Recipe) -> dict[str, Any] | None:
         ) from error
     saved, wanted = state.get("recipe", {}), json.loads(json.dumps(asdict(recipe)))
     if saved != wanted:
-        differing = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
         raise BuildStateMismatch(
             f"{path} holds an interrupted build of another recipe (differing: "
-            f"{', '.join(differing)}); delete it to build {recipe.name} from scratch."
+            f"{', '.join(differing_keys(saved, wanted))}); delete it to build {recipe.name} "
+            "from scratch."
         )
     return state
 
