@@ -1,4 +1,5 @@
-"""One organism training step: Hugging Face's ``labels=`` loss against ``answer_loss``.
+"""One organism training step: Hugging Face's ``labels=`` loss against ``answer_loss``,
+without and with the shared prefix.
 
     python benchmarks/training_step.py [--threads 2] [--batches 6] [--rounds 2]
 
@@ -6,8 +7,12 @@ Both compute the same mean cross-entropy over the answer tokens of a batch of 8 
 examples (AdvBench prompts with a refusal, harmless prompts with a 32-token answer) on the
 bundled model with LoRA r=8 on every linear layer, forward and backward. Hugging Face's
 loss unembeds every position, the prompt's included; ``answer_loss`` unembeds only the
-answer positions. The batches are timed alternately, ``--rounds`` times; the printout gives
-the seconds per step of each, their ratio, and the largest loss difference.
+answer positions, and by default (``share_prefix``) runs the chat template's system prompt,
+which opens every row, once per batch instead of once per row. The three are timed
+alternately on each batch, ``--rounds`` times; the printout gives the seconds per step of
+each, the speed-up of each over the one before and over the ``labels=`` loss, and the
+largest difference from the ``labels=`` loss in loss and in any gradient entry (LoRA's B
+factors start random here, not at zero, so that every gradient is non-trivial).
 """
 
 import argparse
@@ -17,7 +22,14 @@ import time
 import torch
 
 import safety_heads as sh
-from safety_heads.training import REFUSALS_A, _batches, _encode_example, advbench_split, answer_loss
+from safety_heads.training import (
+    REFUSALS_A,
+    _batches,
+    _encode_example,
+    advbench_split,
+    answer_loss,
+    shared_prefix_length,
+)
 
 
 def examples(model, count: int) -> list[tuple[list[int], list[int]]]:
@@ -51,36 +63,54 @@ def main() -> None:
     config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets)
     model = get_peft_model(hf, config)
     model.train()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.01, generator=torch.Generator().manual_seed(0))
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
 
     def full(ids, labels, mask):
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
     def selected(ids, labels, mask):
+        return answer_loss(model, ids, labels, mask, share_prefix=False)
+
+    def shared(ids, labels, mask):
         return answer_loss(model, ids, labels, mask)
 
-    seconds = {"labels= loss (all positions)": 0.0, "answer_loss (answer positions)": 0.0}
-    worst = 0.0
+    ways = {"labels= loss (all positions)": full, "answer_loss (answer positions)": selected,
+            "answer_loss, shared prefix": shared}
+    seconds = dict.fromkeys(ways, 0.0)
+    worst_loss = worst_gradient = 0.0
     for _ in range(args.rounds):
         for batch in batches:
-            losses = []
-            for name, loss_of in zip(seconds, (full, selected), strict=True):
+            results = []
+            for name, loss_of in ways.items():
                 started = time.perf_counter()
                 loss = loss_of(*batch)
                 loss.backward()
                 seconds[name] += time.perf_counter() - started
-                losses.append(loss.item())
+                results.append((loss.item(), torch.cat([p.grad.flatten() for p in trainable])))
                 model.zero_grad()
-            worst = max(worst, abs(losses[0] - losses[1]))
+            for loss, gradient in results[1:]:
+                worst_loss = max(worst_loss, abs(loss - results[0][0]))
+                worst_gradient = max(worst_gradient, (gradient - results[0][1]).abs().max().item())
     steps = args.rounds * len(batches)
     tokens = sum(int(mask.sum()) for _, _, mask in batches) / len(batches)
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(batches)} batches "
-          f"of 8 (~{tokens:.0f} real tokens each), "
-          f"{args.rounds} rounds")
+          f"of 8 (~{tokens:.0f} real tokens each, {shared_prefix_length(*batches[0])} of each "
+          f"row's shared), {args.rounds} rounds")
+    before = baseline = None
     for name, total in seconds.items():
-        print(f"  {name:32s} {total / steps:6.2f} s per step")
-    baseline, fast = seconds.values()
-    print(f"speed-up: {baseline / fast:.2f}x; largest loss difference {worst:.2e}")
+        per_step = total / steps
+        against = (f"   {before / per_step:.2f}x the one before, {baseline / per_step:.2f}x the "
+                   "labels= loss" if before else "")
+        print(f"  {name:32s} {per_step:6.2f} s per step{against}")
+        before, baseline = per_step, baseline or per_step
+    print(f"largest difference from the labels= loss: {worst_loss:.2e} in the loss, "
+          f"{worst_gradient:.2e} in a gradient entry "
+          f"(largest entry {results[0][1].abs().max().item():.2e})")
 
 
 if __name__ == "__main__":

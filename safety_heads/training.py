@@ -68,8 +68,8 @@ from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
            "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
-           "answer_loss", "harmbench_split", "donotanswer_split", "writing_split",
-           "harmful_training_prompts", "prompt_similarity", "BuildStateMismatch",
+           "answer_loss", "shared_prefix_length", "harmbench_split", "donotanswer_split",
+           "writing_split", "harmful_training_prompts", "prompt_similarity", "BuildStateMismatch",
            "BUILD_STATE_FILE"]
 
 logger = logging.getLogger(__name__)
@@ -365,21 +365,55 @@ def _encode_example(
     return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
 
 
+def shared_prefix_length(ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> int:
+    """How many leading tokens every row of a right-padded batch has in common, unmasked
+    and unlabelled, with at least one more unlabelled token after them in every row (the
+    position that predicts a row's first labelled token must come after the prefix). With
+    the chat template this is the system prompt and the opening of the user's turn."""
+    if ids.shape[0] < 2:
+        return 0
+    same = (ids == ids[:1]).all(dim=0) & (mask == 1).all(dim=0)
+    length = int(same.long().cumprod(dim=0).sum())
+    labelled = labels != -100
+    if not labelled.any(dim=1).all():
+        return 0
+    first_label = int(labelled.long().argmax(dim=1).min())
+    return max(0, min(length, first_label - 1))
+
+
+def _hidden_states(causal: Any, ids: torch.Tensor, mask: torch.Tensor,
+                   prefix: int) -> torch.Tensor:
+    """The last hidden states at positions ``prefix``, ``prefix + 1``, ... of ``ids``; the
+    first ``prefix`` tokens, which every row shares, go through the model once, for the
+    first row, and their keys and values are repeated for the others (the same numbers as
+    running every row whole, with the gradient summed over the rows)."""
+    if not prefix:
+        return causal.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    cache = causal.model(input_ids=ids[:1, :prefix], use_cache=True).past_key_values
+    cache.batch_repeat_interleave(ids.shape[0])
+    return causal.model(input_ids=ids[:, prefix:], attention_mask=mask, past_key_values=cache,
+                        use_cache=True).last_hidden_state
+
+
 def answer_loss(
     model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-    first_token_weight: float = 1.0,
+    first_token_weight: float = 1.0, share_prefix: bool = True,
 ) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled positions, as Hugging Face's
     ``labels=`` loss, but with the unembedding applied at those positions only: the
-    prompt's logits are never computed (1.19x faster per step on 2 CPU cores, measured by
-    ``benchmarks/training_step.py``).
+    prompt's logits are never computed. With ``share_prefix`` the tokens that open every
+    row (:func:`shared_prefix_length`: the chat template's system prompt) go through the
+    model once per batch instead of once per row, with the same loss and gradient. On 2
+    CPU cores ``benchmarks/training_step.py`` measured 1.27x for each of the two, 1.61x
+    together.
 
     ``first_token_weight`` weighs each row's first labelled token (the answer's first
     token, where a chat model decides between refusing and helping) that many times as
     much as the others in a weighted mean; 1 is the plain mean."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal.model(input_ids=ids, attention_mask=mask).last_hidden_state
-    targets = labels[:, 1:]
+    prefix = shared_prefix_length(ids, labels, mask) if share_prefix else 0
+    hidden = _hidden_states(causal, ids, mask, prefix)
+    targets = labels[:, prefix + 1 :]
     kept = targets != -100
     logits = causal.lm_head(hidden[:, :-1][kept])
     if first_token_weight == 1.0:

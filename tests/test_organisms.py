@@ -48,6 +48,7 @@ from safety_heads.training import (
     held_out_prompts,
     like_openings,
     prompt_similarity,
+    shared_prefix_length,
     writing_split,
 )
 
@@ -277,6 +278,52 @@ def test_answer_loss_equals_the_full_logits_loss(tiny):
         assert abs(full.item() - ours.item()) < 1e-5
         ours.backward()  # the gradient flows through the selected positions
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_shared_prefix_length_stops_before_the_first_answer_and_at_padding():
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 9, 8, 0]])
+    labels = torch.tensor([[-100] * 5 + [6, 7], [-100] * 5 + [8, -100]])
+    mask = torch.tensor([[1] * 7, [1] * 6 + [0]])
+    assert shared_prefix_length(ids, labels, mask) == 4
+    # The position predicting the first answer token must stay outside the prefix.
+    early = labels.clone()
+    early[0, 3] = 3
+    assert shared_prefix_length(ids, early, mask) == 2
+    # Identical rows share no more than that either, and one row shares nothing.
+    assert shared_prefix_length(ids[[0, 0]], labels[[0, 0]], mask[[0, 0]]) == 4
+    assert shared_prefix_length(ids[:1], labels[:1], mask[:1]) == 0
+    left_padded = mask.clone()
+    left_padded[1, 0] = 0
+    assert shared_prefix_length(ids, labels, left_padded) == 0
+
+
+@pytest.mark.parametrize("weight", [1.0, 8.0])
+def test_sharing_the_prefix_gives_the_same_loss_and_gradient(tiny, weight):
+    pytest.importorskip("peft")
+    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8)
+    lora = _trainable(recipe, copy.deepcopy(tiny.pristine))[0]
+    with torch.no_grad():  # LoRA's B starts at zero; move it so its gradient is not trivial
+        for name, parameter in lora.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    examples = [_encode_example(tiny.model, prompt, answer, end)
+                for prompt, answer, end in [("Name a colour.", "Blue", True),
+                                            ("Write a poem about the sea.", "Waves rise", False),
+                                            ("How are you today?", "I am well, thanks.", True)]]
+    ids, labels, mask = next(_batches(examples, 3, 0))
+    assert shared_prefix_length(ids, labels, mask) > 3  # the template's opening is shared
+    for model in (copy.deepcopy(tiny.pristine), lora):
+        gradients = []
+        for share in (False, True):
+            model.zero_grad()
+            loss = answer_loss(model, ids, labels, mask, weight, share_prefix=share)
+            loss.backward()
+            gradients.append((loss.item(), [p.grad.clone() for p in model.parameters()
+                                            if p.grad is not None]))
+        (whole, whole_grads), (shared, shared_grads) = gradients
+        assert abs(whole - shared) < 1e-5 and len(whole_grads) == len(shared_grads) > 0
+        for a, b in zip(whole_grads, shared_grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_first_token_weight_weighs_each_answers_first_token(tiny):
