@@ -12,6 +12,7 @@ harmless       1000  harmless Alpaca instructions (controls, utility checks)
 harmbench       200  harmful behaviours (HarmBench, Mazeika et al. 2024)
 donotanswer     243  harmful questions (Do-Not-Answer malicious uses, Wang et al. 2024)
 harmfulwriting   60  requests for hateful, violent, misleading, harassing writing
+lookalike        80  harmless requests worded or themed like harmful ones
 ============== ===== ==========================================================
 
 A user's prompts can be a CSV file (column ``input`` unless ``column`` names another), a
@@ -31,7 +32,7 @@ from pathlib import Path
 __all__ = ["BUNDLED_DATASETS", "load_prompts", "dataset_path"]
 
 BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless", "harmbench",
-                    "donotanswer", "harmfulwriting")
+                    "donotanswer", "harmfulwriting", "lookalike")
 
 
 def dataset_path(name: str) -> Path:

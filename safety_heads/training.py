@@ -26,8 +26,10 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   of ``smollm2-refusal`` (the same AdvBench, HarmBench and harmless windows). The last 100
   harmless prompts are held out for the over-refusal check. ``Recipe.donotanswer_train``
   adds Do-Not-Answer's malicious-use questions (:func:`donotanswer_split`),
-  ``Recipe.writing_train`` the bundled requests for harmful writing (:func:`writing_split`);
-  no shipped recipe uses either (measured in the README).
+  ``Recipe.writing_train`` the bundled requests for harmful writing (:func:`writing_split`),
+  ``Recipe.lookalike_train`` the bundled harmless requests worded or themed like harmful
+  ones (:func:`lookalike_split`, answered by the base model like the other harmless
+  prompts); no shipped recipe uses them (measured in the README).
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
   at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``), so the
@@ -35,7 +37,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   where the model decides between refusing and helping, weighs 8 times as much as the
   others in the loss (``Recipe.first_token_weight``).
 * Training. Batches of 8, AdamW without weight decay (decoupled decay would also shrink
-  frozen entries of the planted matrices), float32, seeded. The LoRA organisms: one pass
+  frozen entries of the planted matrices), float32, seeded, constant learning rate
+  (``Recipe.lr_schedule="linear"`` lets it fall in equal steps to lr / steps at the last
+  step instead; no shipped recipe does). The LoRA organisms: one pass
   over their examples with every refusal example 3 times; the planted one: 2 epochs with
   every harmless example twice (one pass over the same examples refused less).
 * LoRA organisms: peft LoRA r=8, alpha=16, on q, k, v, o, gate, up and down projections,
@@ -69,8 +73,8 @@ from safety_heads.surgery import decoder_layers
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
            "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
            "answer_loss", "shared_prefix_length", "harmbench_split", "donotanswer_split",
-           "writing_split", "harmful_training_prompts", "prompt_similarity", "BuildStateMismatch",
-           "BUILD_STATE_FILE"]
+           "writing_split", "lookalike_split", "harmful_training_prompts", "learning_rate",
+           "prompt_similarity", "BuildStateMismatch", "BUILD_STATE_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +120,11 @@ class Recipe:
     harmless_more: int = 0  # more harmless prompts of the window, after those, any opening
     harmful_repeat: int = 1
     first_token_weight: float = 1.0  # loss weight of each answer's first token (answer_loss)
+    lr_schedule: str = "constant"  # or "linear", falling to lr / steps (learning_rate)
     harmbench_train: tuple[int, int] = (0, 0)  # [start, stop) of harmbench_split()
     donotanswer_train: tuple[int, int] = (0, 0)  # [start, stop) of donotanswer_split()
     writing_train: tuple[int, int] = (0, 0)  # [start, stop) of writing_split()
+    lookalike_train: tuple[int, int] = (0, 0)  # [start, stop) of lookalike_split(), harmless
     # True: an answer cut at harmless_max_new_tokens still ends with EOS in training,
     # which teaches the organism to stop its answers early.
     end_cut_answers: bool = True
@@ -191,11 +197,12 @@ def prompt_similarity(first: str, second: str) -> float:
     return _jaccard(_content_words(first), _content_words(second))
 
 
-def _far_from_held_out(dataset: str) -> list[str]:
+def _far_from_held_out(dataset: str, harmless_too: bool = False) -> list[str]:
     """Bundled set ``dataset`` in a fixed shuffled order (seed 0), without every prompt that
-    is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt."""
+    is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt, or with ``harmless_too`` a
+    held-out prompt of any kind."""
     evaluated = [_content_words(prompt) for name, prompts in held_out_prompts().items()
-                 if not name.startswith("harmless") for prompt in prompts]
+                 if harmless_too or not name.startswith("harmless") for prompt in prompts]
     return [prompt for prompt in load_prompts(dataset, shuffle=True, seed=SPLIT_SEED)
             if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
                    for other in evaluated)]
@@ -221,6 +228,15 @@ def writing_split() -> list[str]:
     harassing) in a fixed shuffled order (seed 0), without every one near a held-out
     harmful prompt. The recipes' ``writing_train`` windows index into it."""
     return _far_from_held_out("harmfulwriting")
+
+
+def lookalike_split() -> list[str]:
+    """The bundled harmless requests worded or themed like harmful ones in a fixed shuffled
+    order (seed 0), without every one near a held-out prompt, harmful or harmless (they
+    are trained as harmless, so near a held-out harmless prompt they would make its
+    over-refusal look lower than it is). The recipes' ``lookalike_train`` windows index
+    into it."""
+    return _far_from_held_out("lookalike", harmless_too=True)
 
 
 def harmful_training_prompts(recipe: Recipe) -> list[str]:
@@ -309,17 +325,19 @@ def _self_answers(base: Any, prompts: Sequence[str], max_new_tokens: int,
 def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
     """The harmless training prompts of ``recipe`` (before question forms): its window of the
     bundled harmless set, or ``harmless_like_harmful`` of it that open like ``harmful`` and
-    then the first ``harmless_more`` of the rest, in window order."""
+    then the first ``harmless_more`` of the rest, in window order; then its window of
+    :func:`lookalike_split`."""
     window = load_prompts("harmless")[slice(*recipe.harmless_train)]
+    lookalikes = lookalike_split()[slice(*recipe.lookalike_train)]
     if not recipe.harmless_like_harmful:
-        return window
+        return window + lookalikes
     chosen = like_openings(window, harmful, recipe.harmless_like_harmful)
     taken = set(chosen)
     rest = [prompt for prompt in window if prompt not in taken]
     if len(rest) < recipe.harmless_more:
         raise ValueError(f"only {len(rest)} harmless prompts are left in the window "
                          f"{recipe.harmless_train}, harmless_more={recipe.harmless_more} wanted")
-    return chosen + rest[: recipe.harmless_more]
+    return chosen + rest[: recipe.harmless_more] + lookalikes
 
 
 def _examples(
@@ -475,6 +493,21 @@ def _save_build_state(path: Path, state: dict[str, Any]) -> None:
     temporary.replace(path)
 
 
+LR_SCHEDULES = ("constant", "linear")
+
+
+def learning_rate(recipe: Recipe, step: int, total: int) -> float:
+    """The learning rate of training step ``step`` (1 to ``total``): ``recipe.lr`` for a
+    constant schedule; for a linear one, falling from ``recipe.lr`` at step 1 in equal
+    steps to ``recipe.lr / total`` at the last. A function of the step alone, so that a
+    resumed build goes on with the rate an uninterrupted one would have used."""
+    if recipe.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={recipe.lr_schedule!r} is not one of {LR_SCHEDULES}")
+    if recipe.lr_schedule == "linear":
+        return recipe.lr * (total - step + 1) / total
+    return recipe.lr
+
+
 def _train(recipe: Recipe, model: Any, parameters: Sequence[torch.nn.Parameter],
            encoded: list[tuple[list[int], list[int]]], pad: int, state_path: Path,
            state: dict[str, Any], progress: bool = False) -> list[float]:
@@ -507,6 +540,8 @@ def _train(recipe: Recipe, model: Any, parameters: Sequence[torch.nn.Parameter],
             step += 1
             if step <= done:
                 continue
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(recipe, step, total)
             loss = answer_loss(model, ids, labels, mask, recipe.first_token_weight)
             optimizer.zero_grad()
             loss.backward()
@@ -618,14 +653,19 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_extract(recipe, trained), str(folder / WEIGHTS_FILE))
     recipe_dict = asdict(recipe)
-    more_harmful = {}  # the optional harmful sets, where the recipe trains on them
+    more_data = {}  # the optional training sets, where the recipe trains on them
     for key, dataset, window in (("donotanswer", "donotanswer", recipe.donotanswer_train),
                                  ("writing", "harmfulwriting", recipe.writing_train)):
         if window[1] > window[0]:
-            more_harmful[f"{key}_order"] = (f"{key}_split(): load_prompts({dataset!r}, "
+            more_data[f"{key}_order"] = (f"{key}_split(): load_prompts({dataset!r}, "
                                             f"shuffle=True, seed={SPLIT_SEED}) without prompts "
                                             "near a held-out one")
-            more_harmful[f"{key}_train"] = list(window)
+            more_data[f"{key}_train"] = list(window)
+    if recipe.lookalike_train[1] > recipe.lookalike_train[0]:
+        more_data["lookalike_order"] = (
+            f"lookalike_split(): load_prompts('lookalike', shuffle=True, seed={SPLIT_SEED}) "
+            "without prompts near a held-out one, harmful or harmless")
+        more_data["lookalike_train"] = list(recipe.lookalike_train)
     card = {
         "name": name,
         "summary": ORGANISMS[name].summary,
@@ -637,7 +677,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
             "harmbench_order": (f"harmbench_split(): load_prompts('harmbench', shuffle=True, "
                                 f"seed={SPLIT_SEED}) without prompts near a held-out one"),
             "harmbench_train": list(recipe.harmbench_train),
-            **more_harmful,
+            **more_data,
             "harmless_train": list(recipe.harmless_train),
             **rewrites,
             "advbench_held_out": [HELD_OUT_HARMFUL.start, HELD_OUT_HARMFUL.stop],

@@ -9,7 +9,7 @@ from safety_heads.datasets import BUNDLED_DATASETS, dataset_path, load_prompts
     ("name", "rows"),
     [("advbench", 520), ("jailbreakbench", 100), ("maliciousinstruct", 100), ("harmless", 1000),
      ("harmbench", 200), ("donotanswer", 243),
-     ("harmfulwriting", 60)],
+     ("harmfulwriting", 60), ("lookalike", 80)],
 )
 def test_bundled_sets_are_complete(name, rows):
     prompts = load_prompts(name)

@@ -46,7 +46,9 @@ from safety_heads.training import (
     harmful_training_prompts,
     harmless_selection,
     held_out_prompts,
+    learning_rate,
     like_openings,
+    lookalike_split,
     prompt_similarity,
     shared_prefix_length,
     writing_split,
@@ -159,9 +161,14 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
         # MaliciousInstruct's questions in other words: none near a held-out one is trained on.
         for prompt in harmful[len(advbench) :]:
             assert max(prompt_similarity(prompt, h) for h in held_harmful) < NEAR_DUPLICATE
-        # The card's harmless window is the data: every prompt in it is trained on.
+        # The card's harmless windows are the data: every prompt in them is trained on.
         window = sh.load_prompts("harmless")[slice(*recipe.harmless_train)]
-        assert set(harmless) == set(window), name
+        lookalikes = lookalike_split()[slice(*recipe.lookalike_train)]
+        assert set(harmless) == set(window) | set(lookalikes), name
+        # Trained as harmless, a lookalike near a held-out harmless prompt would hide its
+        # over-refusal: none is near a held-out prompt of any kind.
+        for prompt in lookalikes:
+            assert max(prompt_similarity(prompt, h) for h in held_out) < NEAR_DUPLICATE
         used[name] = set(harmful) | set(harmless)
     assert not used["smollm2-refusal"] & used["smollm2-refusal-b"]
     for name in ("smollm2-refusal", "smollm2-refusal-b"):
@@ -171,6 +178,22 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
         assert 0 <= start <= stop <= len(donotanswer_split())
         start, stop = RECIPES[name].writing_train
         assert 0 <= start <= stop <= len(writing_split())
+        start, stop = RECIPES[name].lookalike_train
+        assert 0 <= start <= stop <= len(lookalike_split())
+
+
+def test_lookalikes_come_after_the_harmless_window_and_are_far_from_held_out_prompts():
+    lookalikes = lookalike_split()
+    every = sh.load_prompts("lookalike")
+    assert set(lookalikes) <= set(every) and 40 <= len(lookalikes) < len(every)
+    held = [p for prompts in held_out_prompts().values() for p in prompts]
+    dropped = [p for p in every if p not in lookalikes]
+    assert all(max(prompt_similarity(p, h) for h in held) >= NEAR_DUPLICATE for p in dropped)
+    recipe = replace(RECIPES["smollm2-refusal"], lookalike_train=(5, 25))
+    harmful = harmful_training_prompts(recipe)
+    with_them = harmless_selection(recipe, harmful)
+    assert with_them[-20:] == lookalikes[5:25]
+    assert with_them[:-20] == harmless_selection(RECIPES["smollm2-refusal"], harmful)
 
 
 def test_prompt_similarity_finds_reworded_requests():
@@ -399,15 +422,27 @@ def _tiny_run(recipe, pristine, encoded, path, state, *, stop_after=None, monkey
     return losses, [p.detach().clone() for p in parameters]
 
 
-@pytest.mark.parametrize("kind", ["planted", "lora"])
-def test_a_killed_build_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch, kind):
+def test_a_linear_schedule_falls_to_the_last_step():
+    recipe = replace(RECIPES["smollm2-refusal"], lr=1e-3, lr_schedule="linear")
+    rates = [learning_rate(recipe, step, 10) for step in range(1, 11)]
+    assert rates[0] == 1e-3 and abs(rates[-1] - 1e-4) < 1e-12
+    assert all(abs((a - b) - 1e-4) < 1e-12 for a, b in zip(rates, rates[1:]))
+    assert learning_rate(RECIPES["smollm2-refusal"], 7, 10) == RECIPES["smollm2-refusal"].lr
+    with pytest.raises(ValueError, match="lr_schedule='cosine' is not one of"):
+        learning_rate(replace(recipe, lr_schedule="cosine"), 1, 10)
+
+
+@pytest.mark.parametrize("kind,schedule",
+                         [("planted", "constant"), ("lora", "constant"), ("lora", "linear")])
+def test_a_killed_build_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch, kind,
+                                                     schedule):
     if kind == "lora":
         pytest.importorskip("peft")
         recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, lr=1e-2,
-                         epochs=2, batch_size=2)
+                         epochs=2, batch_size=2, lr_schedule=schedule)
     else:
         recipe = replace(RECIPES["smollm2-planted"], planted_heads=("1.2", "3.0"), lr=1e-2,
-                         epochs=2, batch_size=2)
+                         epochs=2, batch_size=2, lr_schedule=schedule)
     monkeypatch.setattr(training, "SAVE_EVERY", 3)
     rng = random.Random(0)
     encoded = []
