@@ -328,7 +328,8 @@ def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
     then the first ``harmless_more`` of the rest, in window order; then its window of
     :func:`lookalike_split`."""
     window = load_prompts("harmless")[slice(*recipe.harmless_train)]
-    lookalikes = lookalike_split()[slice(*recipe.lookalike_train)]
+    start, stop = recipe.lookalike_train
+    lookalikes = lookalike_split()[start:stop] if stop > start else []
     if not recipe.harmless_like_harmful:
         return window + lookalikes
     chosen = like_openings(window, harmful, recipe.harmless_like_harmful)
