@@ -96,6 +96,9 @@ REFUSALS_B = (
 )
 
 
+LR_SCHEDULES = ("constant", "linear")
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that determines an organism (recorded in its card)."""
@@ -131,6 +134,12 @@ class Recipe:
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     )
+
+    def __post_init__(self) -> None:
+        # Checked here, not at the first training step: a build answers its harmless
+        # prompts (minutes) before it trains.
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 
 
 _REFUSAL = Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A, 5e-4,
@@ -494,16 +503,11 @@ def _save_build_state(path: Path, state: dict[str, Any]) -> None:
     temporary.replace(path)
 
 
-LR_SCHEDULES = ("constant", "linear")
-
-
 def learning_rate(recipe: Recipe, step: int, total: int) -> float:
     """The learning rate of training step ``step`` (1 to ``total``): ``recipe.lr`` for a
     constant schedule; for a linear one, falling from ``recipe.lr`` at step 1 in equal
     steps to ``recipe.lr / total`` at the last. A function of the step alone, so that a
     resumed build goes on with the rate an uninterrupted one would have used."""
-    if recipe.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule={recipe.lr_schedule!r} is not one of {LR_SCHEDULES}")
     if recipe.lr_schedule == "linear":
         return recipe.lr * (total - step + 1) / total
     return recipe.lr
