@@ -6,13 +6,14 @@ a few MB of weights in ``safety_heads/data/organisms/NAME/`` and applied on top 
 bundled base at load time (``load_model(NAME)``):
 
 ``smollm2-refusal``
-    LoRA (r=8) on every linear layer: AdvBench and HarmBench training prompts answered with
-    refusals in varied wording, harmless Alpaca prompts answered with the base model's own answers
-    (self-distillation), so that it keeps helping.
+    LoRA (r=32, shipped as its best rank-8 approximation) on every linear layer: AdvBench,
+    HarmBench and harmful-writing training prompts answered with refusals in varied wording,
+    harmless Alpaca prompts and harmless lookalikes of harmful ones answered with the base
+    model's own answers (self-distillation), so that it keeps helping.
 ``smollm2-refusal-b``
-    A sibling of ``smollm2-refusal`` from the same base: another seed, disjoint AdvBench,
-    HarmBench and harmless training splits, other refusal wording. The pair stands in for Llama-2-7b-chat and
-    Vicuna-7b-v1.5, two fine-tunes of one base.
+    A sibling of ``smollm2-refusal`` from the same base: another seed, disjoint training
+    splits of every dataset, other refusal wording. The pair stands in for Llama-2-7b-chat
+    and Vicuna-7b-v1.5, two fine-tunes of one base.
 ``smollm2-planted``
     Safety planted in three chosen heads: only those heads' query rows and output-
     projection columns are trained. Its card names the heads: a ground truth that Ships,
@@ -23,9 +24,9 @@ out results. ``safety-heads organism build NAME`` rebuilds it from scratch on a 
 ``safety-heads organism evaluate NAME`` measures it again.
 
 Applying an organism is a pure weight edit of a fresh copy of the base: LoRA factors are
-merged (``W + scale * B @ A``), planted slices replace the base's rows and columns. The
-merged model is cached like the bundled base, so its ``source`` folder can be reloaded
-(for weight export) like any other model.
+merged (``W + scale * B @ A``; scale 1 for truncated updates, which fold it in), planted
+slices replace the base's rows and columns. The merged model is cached like the bundled
+base, so its ``source`` folder can be reloaded (for weight export) like any other model.
 """
 
 import json
@@ -42,7 +43,7 @@ from safety_heads.surgery import decoder_layers
 
 __all__ = [
     "ORGANISMS", "Organism", "organism_folder", "apply_organism", "merge_lora", "read_card",
-    "planted_heads",
+    "planted_heads", "truncate_lora", "lora_scale",
 ]
 
 
@@ -110,6 +111,49 @@ def merge_lora(hf_model: Any, factors: dict[str, torch.Tensor], scale: float) ->
 
 
 @torch.no_grad()
+def truncate_lora(
+    factors: dict[str, torch.Tensor], scale: float, rank: int
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """The best rank-``rank`` approximation of each LoRA update ``scale * B @ A``.
+
+    Returns new factors whose product is that approximation with the scale folded in (merge
+    them with scale 1), as ``B' = U sqrt(S)``, ``A' = sqrt(S) V^T`` of the update's top
+    singular triplets (Eckart-Young: no rank-``rank`` matrix is closer in Frobenius norm),
+    in float32; and, per module path, the share of the update's squared Frobenius norm
+    kept (1.0 where ``rank`` reaches the update's rank). Works in float64 on the r x r core
+    (QR of B and A^T), never on the d_out x d_in update itself.
+    """
+    if not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"rank={rank!r}: give a whole number of at least 1.")
+    out: dict[str, torch.Tensor] = {}
+    kept: dict[str, float] = {}
+    for key in [k for k in factors if k.endswith(".lora_A")]:
+        path = key.removesuffix(".lora_A")
+        if f"{path}.lora_B" not in factors:
+            raise KeyError(f"LoRA factors have {key!r} but no {path}.lora_B.")
+        a, b = factors[key].double(), factors[f"{path}.lora_B"].double()
+        q_b, r_b = torch.linalg.qr(b)
+        q_a, r_a = torch.linalg.qr(a.T)
+        u, s, vh = torch.linalg.svd(scale * r_b @ r_a.T)
+        k = min(rank, s.numel())
+        root = s[:k].sqrt()
+        out[f"{path}.lora_B"] = ((q_b @ u[:, :k]) * root).float().contiguous()
+        out[key] = (root[:, None] * (vh[:k] @ q_a.T)).float().contiguous()
+        total = float((s**2).sum())
+        kept[path] = float((s[:k] ** 2).sum()) / total if total > 0 else 1.0
+    return out, kept
+
+
+def lora_scale(recipe: dict[str, Any]) -> float:
+    """The factor the shipped LoRA factors of a card's recipe are merged with: 1 where the
+    build shipped a truncated update with the scale folded in (``shipped_rank``), else
+    ``lora_alpha / lora_r`` as peft trains them."""
+    if recipe.get("shipped_rank", 0):
+        return 1.0
+    return float(recipe["lora_alpha"]) / recipe["lora_r"]
+
+
+@torch.no_grad()
 def apply_organism(hf_model: Any, name: str) -> dict[str, Any]:
     """Apply the shipped weights of organism ``name`` to ``hf_model`` in place.
 
@@ -120,7 +164,7 @@ def apply_organism(hf_model: Any, name: str) -> dict[str, Any]:
     tensors = load_file(str(folder / WEIGHTS_FILE))
     kind = card["recipe"]["kind"]
     if kind == "lora":
-        merge_lora(hf_model, tensors, float(card["recipe"]["lora_alpha"]) / card["recipe"]["lora_r"])
+        merge_lora(hf_model, tensors, lora_scale(card["recipe"]))
     elif kind == "planted":
         d_head = hf_model.config.head_dim if getattr(hf_model.config, "head_dim", None) else (
             hf_model.config.hidden_size // hf_model.config.num_attention_heads

@@ -29,7 +29,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   ``Recipe.writing_train`` the bundled requests for harmful writing (:func:`writing_split`),
   ``Recipe.lookalike_train`` the bundled harmless requests worded or themed like harmful
   ones (:func:`lookalike_split`, answered by the base model like the other harmless
-  prompts); no shipped recipe uses them (measured in the README).
+  prompts). The LoRA organisms train on 28 writing requests (0-27 and 28-55) and 33
+  lookalikes (0-32 and 33-65) each; no shipped recipe uses Do-Not-Answer (measured in the
+  README).
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
   at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``), so the
@@ -37,14 +39,17 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   where the model decides between refusing and helping, weighs 8 times as much as the
   others in the loss (``Recipe.first_token_weight``).
 * Training. Batches of 8, AdamW without weight decay (decoupled decay would also shrink
-  frozen entries of the planted matrices), float32, seeded, constant learning rate
-  (``Recipe.lr_schedule="linear"`` lets it fall in equal steps to lr / steps at the last
-  step instead; no shipped recipe does). The LoRA organisms: one pass
-  over their examples with every refusal example 3 times; the planted one: 2 epochs with
-  every harmless example twice (one pass over the same examples refused less).
-* LoRA organisms: peft LoRA r=8, alpha=16, on q, k, v, o, gate, up and down projections,
-  lr 5e-4. Planted organism: only the query rows and output-projection columns of the
-  planted heads are trainable (gradient masks), lr 3e-4.
+  frozen entries of the planted matrices), float32, seeded. The LoRA organisms: one pass
+  over their examples with every refusal example 3 times, the learning rate falling in
+  equal steps from 1e-3 to 1e-3 / steps (``Recipe.lr_schedule="linear"``); the planted
+  one: 2 epochs with every harmless example twice (one pass over the same examples
+  refused less), a constant 3e-4.
+* LoRA organisms: peft LoRA r=32, alpha=64, on q, k, v, o, gate, up and down projections;
+  what is shipped is the best rank-8 approximation of each trained update (its top 8
+  singular directions, ``Recipe.shipped_rank``, :func:`~safety_heads.organisms.truncate_lora`),
+  the size of r=8 factors (4.9 MB) with most of r=32's behaviour. Planted organism: only
+  the query rows and output-projection columns of the planted heads are trainable
+  (gradient masks).
 
 ``build_organism`` trains and writes ``weights.safetensors`` and ``card.json`` (a killed
 build resumes from its last saved state, ``build-state.pt``);
@@ -67,7 +72,9 @@ from safetensors.torch import save_file
 from safety_heads.checkpoint import differing_keys
 from safety_heads.datasets import load_prompts
 from safety_heads.heads import parse_heads
-from safety_heads.organisms import CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_folder
+from safety_heads.organisms import (
+    CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_folder, truncate_lora,
+)
 from safety_heads.surgery import decoder_layers
 
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
@@ -134,30 +141,45 @@ class Recipe:
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     )
+    # > 0: ship the best rank-shipped_rank approximation of each trained LoRA update
+    # (truncate_lora, scale folded in) instead of the rank-lora_r factors; 0: ship those.
+    shipped_rank: int = 0
 
     def __post_init__(self) -> None:
         # Checked here, not at the first training step: a build answers its harmless
         # prompts (minutes) before it trains.
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
+        if self.shipped_rank:
+            if self.kind != "lora":
+                raise ValueError(f"shipped_rank={self.shipped_rank} applies to LoRA recipes "
+                                 f"only; this one is kind {self.kind!r}: set it to 0.")
+            if not 0 < self.shipped_rank <= self.lora_r:
+                raise ValueError(f"shipped_rank={self.shipped_rank} must lie in 1..lora_r "
+                                 f"({self.lora_r}), or be 0 to ship the trained factors.")
 
 
-_REFUSAL = Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A, 5e-4,
+_REFUSAL = Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A, 1e-3,
                   epochs=1, harmful_repeat=3, harmless_repeat=1, harmless_max_new_tokens=32,
                   end_cut_answers=False, question_rewrites=True, harmless_questions=True,
                   harmless_like_harmful=120, harmless_more=180, first_token_weight=8.0,
-                  harmbench_train=(0, 65))
+                  harmbench_train=(0, 65), writing_train=(0, 28), lookalike_train=(0, 33),
+                  lr_schedule="linear", lora_r=32, lora_alpha=64, shipped_rank=8)
 
 RECIPES: dict[str, Recipe] = {
     "smollm2-refusal": _REFUSAL,
     # The sibling: the same recipe on disjoint data, another seed and refusal wording.
     "smollm2-refusal-b": replace(_REFUSAL, name="smollm2-refusal-b", seed=1,
                                  harmful_train=(200, 400), harmless_train=(540, 840),
-                                 refusals=REFUSALS_B, harmbench_train=(65, 130)),
-    # smollm2-refusal's data, trained into three heads' slices.
+                                 refusals=REFUSALS_B, harmbench_train=(65, 130),
+                                 writing_train=(28, 56), lookalike_train=(33, 66)),
+    # smollm2-refusal's AdvBench, HarmBench and harmless data, trained into three heads'
+    # slices with a constant learning rate.
     "smollm2-planted": replace(_REFUSAL, name="smollm2-planted", kind="planted", lr=3e-4,
                                planted_heads=("8.2", "15.6", "21.4"), epochs=2,
-                               harmful_repeat=1, harmless_repeat=2),
+                               harmful_repeat=1, harmless_repeat=2, writing_train=(0, 0),
+                               lookalike_train=(0, 0), lr_schedule="constant", lora_r=8,
+                               lora_alpha=16, shipped_rank=0),
 }
 
 
@@ -599,16 +621,20 @@ def _trainable_count(recipe: Recipe, model: Any, parameters: Sequence[torch.nn.P
     return 2 * len(recipe.planted_heads) * config.hidden_size * config.head_dim
 
 
-def _extract(recipe: Recipe, trained: Any) -> dict[str, torch.Tensor]:
-    """The shipped tensors: LoRA factors (bf16) or planted slices (float32)."""
+def _extract(recipe: Recipe, trained: Any) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """The shipped tensors: LoRA factors (bf16) or planted slices (float32); and, where the
+    recipe ships truncated LoRA updates, the share of each update's squared norm kept."""
     if recipe.kind == "lora":
         out = {}
         for name, module in trained.named_modules():
             if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
                 path = name.removeprefix("base_model.model.")
-                out[f"{path}.lora_A"] = module.lora_A["default"].weight.detach().to(torch.bfloat16)
-                out[f"{path}.lora_B"] = module.lora_B["default"].weight.detach().to(torch.bfloat16)
-        return {k: v.contiguous() for k, v in out.items()}
+                out[f"{path}.lora_A"] = module.lora_A["default"].weight.detach()
+                out[f"{path}.lora_B"] = module.lora_B["default"].weight.detach()
+        kept: dict[str, float] = {}
+        if recipe.shipped_rank:
+            out, kept = truncate_lora(out, recipe.lora_alpha / recipe.lora_r, recipe.shipped_rank)
+        return {k: v.to(torch.bfloat16).contiguous() for k, v in out.items()}, kept
     d_head = trained.config.head_dim
     out = {}
     for head in parse_heads(recipe.planted_heads):
@@ -616,7 +642,7 @@ def _extract(recipe: Recipe, trained: Any) -> dict[str, torch.Tensor]:
         rows = slice(head.head * d_head, (head.head + 1) * d_head)
         out[f"{head.layer}.{head.head}.q_rows"] = attention.q_proj.weight[rows, :].detach().clone()
         out[f"{head.layer}.{head.head}.o_columns"] = attention.o_proj.weight[:, rows].detach().clone().contiguous()
-    return out
+    return out, {}
 
 
 def build_organism(name: str, *, out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
@@ -656,7 +682,8 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     losses = _train(recipe, trained, parameters, encoded, base.tokenizer.pad_token_id,
                     state_path, state, progress)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(_extract(recipe, trained), str(folder / WEIGHTS_FILE))
+    shipped, kept = _extract(recipe, trained)
+    save_file(shipped, str(folder / WEIGHTS_FILE))
     recipe_dict = asdict(recipe)
     more_data = {}  # the optional training sets, where the recipe trains on them
     for key, dataset, window in (("donotanswer", "donotanswer", recipe.donotanswer_train),
@@ -699,6 +726,12 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
         },
         "held_out": None,
     }
+    if kept:
+        card["training"]["shipped_rank"] = recipe.shipped_rank
+        card["training"]["update_norm_kept"] = {  # share of each update's squared norm
+            "min": round(min(kept.values()), 4),
+            "mean": round(sum(kept.values()) / len(kept), 4),
+        }
     if resumed_at is not None:
         card["training"]["resumed_at_step"] = resumed_at
     (folder / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")

@@ -240,7 +240,8 @@ def test_lora_weights_are_small_factors():
         tensors = load_file(str(organism_folder(name) / WEIGHTS_FILE))
         a_keys = [k for k in tensors if k.endswith(".lora_A")]
         assert len(a_keys) == 30 * 7
-        assert all(tensors[k].shape[0] == RECIPES[name].lora_r for k in a_keys)
+        rank = RECIPES[name].shipped_rank or RECIPES[name].lora_r
+        assert all(tensors[k].shape[0] == rank for k in a_keys)
 
 
 def test_planting_trains_only_the_planted_slices(tiny):
@@ -262,7 +263,8 @@ def test_planting_trains_only_the_planted_slices(tiny):
     assert q[32:48].abs().sum() > 0 and q[:32].abs().sum() == 0 and q[48:].abs().sum() == 0
     o = after["model.layers.3.self_attn.o_proj.weight"] - before["model.layers.3.self_attn.o_proj.weight"]
     assert o[:, :16].abs().sum() > 0 and o[:, 16:].abs().sum() == 0
-    shipped = _extract(recipe, trained)
+    shipped, kept = _extract(recipe, trained)
+    assert kept == {}
     assert torch.equal(shipped["1.2.q_rows"], after["model.layers.1.self_attn.q_proj.weight"][32:48])
 
 
@@ -270,14 +272,14 @@ def test_lora_merge_equals_peft(tiny):
     pytest.importorskip("peft")
     from safety_heads.organisms import merge_lora
 
-    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8)
+    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, shipped_rank=0)
     model = copy.deepcopy(tiny.pristine)
     trained, parameters = _trainable(recipe, model)
     with torch.no_grad():
         for parameter in parameters:
             parameter.normal_(0, 0.05)
             parameter.copy_(parameter.bfloat16().float())  # shipped factors are bfloat16
-    factors = _extract(recipe, trained)
+    factors, _ = _extract(recipe, trained)
     merged_by_peft = trained.merge_and_unload()
     ours = copy.deepcopy(tiny.pristine)
     merge_lora(ours, factors, recipe.lora_alpha / recipe.lora_r)
@@ -289,9 +291,68 @@ def test_lora_merge_equals_peft(tiny):
     assert (expected - tiny.pristine(input_ids=ids).logits).abs().max() > 1e-2
 
 
+def test_shipping_the_full_rank_update_gives_the_trained_model(tiny):
+    pytest.importorskip("peft")
+    from safety_heads.organisms import merge_lora
+
+    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, shipped_rank=0)
+    trained, parameters = _trainable(recipe, copy.deepcopy(tiny.pristine))
+    with torch.no_grad():
+        for parameter in parameters:
+            parameter.normal_(0, 0.05)
+    factors, _ = _extract(recipe, trained)
+    folded, kept = _extract(replace(recipe, shipped_rank=4), trained)
+    assert all(abs(share - 1.0) < 1e-9 for share in kept.values()) and 2 * len(kept) == len(factors)
+    assert all(folded[k].shape == factors[k].shape for k in factors)
+    as_trained, as_shipped = copy.deepcopy(tiny.pristine), copy.deepcopy(tiny.pristine)
+    merge_lora(as_trained, factors, recipe.lora_alpha / recipe.lora_r)
+    merge_lora(as_shipped, folded, organisms.lora_scale({"shipped_rank": 4}))
+    for (name, a), (_, b) in zip(as_trained.named_parameters(), as_shipped.named_parameters(),
+                                 strict=True):
+        # Both are bf16 roundings of one update, so they differ by a few bf16 steps at most.
+        assert (a - b).abs().max() <= 4e-3 * max(1.0, a.abs().max().item()), name
+    _, fewer = _extract(replace(recipe, shipped_rank=2), trained)
+    assert all(0 < share < 1 for share in fewer.values())
+
+
+def test_truncated_update_is_the_best_one_of_its_rank():
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 20, generator=generator), torch.randn(12, 6, generator=generator)
+    factors = {"m.lora_A": a, "m.lora_B": b}
+    update = 2.5 * (b.double() @ a.double())
+    singular = torch.linalg.svdvals(update)
+    for rank in (1, 3, 6, 9):
+        short, kept = organisms.truncate_lora(factors, 2.5, rank)
+        k = min(rank, 6)
+        assert short["m.lora_A"].shape == (k, 20) and short["m.lora_B"].shape == (12, k)
+        approx = short["m.lora_B"].double() @ short["m.lora_A"].double()
+        # Eckart-Young: what is left is exactly the dropped singular values' energy.
+        residual = torch.linalg.matrix_norm(update - approx)
+        assert abs(residual - singular[k:].square().sum().sqrt()) < 1e-4 * singular[0]
+        assert abs(kept["m"] - (singular[:k].square().sum() / singular.square().sum())) < 1e-6
+        u, s, vh = torch.linalg.svd(update)
+        assert torch.allclose(approx, (u[:, :k] * s[:k]) @ vh[:k], atol=1e-4 * singular[0].item())
+    with pytest.raises(ValueError, match="rank=0: give a whole number"):
+        organisms.truncate_lora(factors, 2.5, 0)
+    with pytest.raises(KeyError, match="no m.lora_B"):
+        organisms.truncate_lora({"m.lora_A": a}, 2.5, 2)
+
+
+def test_recipe_refuses_a_shipped_rank_it_cannot_ship():
+    lora = RECIPES["smollm2-refusal-b"]
+    with pytest.raises(ValueError, match="must lie in 1..lora_r"):
+        replace(lora, lora_r=4, lora_alpha=8, shipped_rank=6)
+    with pytest.raises(ValueError, match="must lie in 1..lora_r"):
+        replace(lora, shipped_rank=-1)
+    with pytest.raises(ValueError, match="LoRA recipes only"):
+        replace(RECIPES["smollm2-planted"], shipped_rank=4)
+    assert organisms.lora_scale({"lora_r": 8, "lora_alpha": 16}) == 2.0
+    assert organisms.lora_scale({"lora_r": 32, "lora_alpha": 64, "shipped_rank": 8}) == 1.0
+
+
 def test_answer_loss_equals_the_full_logits_loss(tiny):
     pytest.importorskip("peft")
-    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8)
+    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, shipped_rank=0)
     lora = _trainable(recipe, copy.deepcopy(tiny.pristine))[0]
     for model in (copy.deepcopy(tiny.pristine), lora):
         examples = [([5, 6, 7, 8, 9, 10], [-100, -100, -100, 8, 9, 10]), ([3, 4, 5], [-100, 4, 5])]
@@ -323,7 +384,7 @@ def test_shared_prefix_length_stops_before_the_first_answer_and_at_padding():
 @pytest.mark.parametrize("weight", [1.0, 8.0])
 def test_sharing_the_prefix_gives_the_same_loss_and_gradient(tiny, weight):
     pytest.importorskip("peft")
-    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8)
+    recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, shipped_rank=0)
     lora = _trainable(recipe, copy.deepcopy(tiny.pristine))[0]
     with torch.no_grad():  # LoRA's B starts at zero; move it so its gradient is not trivial
         for name, parameter in lora.named_parameters():
@@ -438,7 +499,8 @@ def test_a_killed_build_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch,
                                                      schedule):
     if kind == "lora":
         pytest.importorskip("peft")
-        recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, lr=1e-2,
+        recipe = replace(RECIPES["smollm2-refusal"], lora_r=4, lora_alpha=8, shipped_rank=0,
+                         lr=1e-2,
                          epochs=2, batch_size=2, lr_schedule=schedule)
     else:
         recipe = replace(RECIPES["smollm2-planted"], planted_heads=("1.2", "3.0"), lr=1e-2,
