@@ -22,8 +22,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   the next 180 of the window whatever their opening; and those that start with a common
   task verb are also asked in the question forms (``Recipe.harmless_questions``, "How can I
   create a logo?"), so that neither the wording nor the question form alone marks a request
-  as harmful. Their answers are cut at 32 tokens. The planted organism trains on the data
-  of ``smollm2-refusal`` (the same AdvBench, HarmBench and harmless windows). The last 100
+  as harmful. Their answers are cut at 32 tokens. The planted organism trains on
+  ``smollm2-refusal``'s AdvBench, HarmBench and harmless windows (not its writing
+  requests or lookalikes). The last 100
   harmless prompts are held out for the over-refusal check. ``Recipe.donotanswer_train``
   adds Do-Not-Answer's malicious-use questions (:func:`donotanswer_split`),
   ``Recipe.writing_train`` the bundled requests for harmful writing (:func:`writing_split`),
