@@ -193,7 +193,8 @@ def test_lookalikes_come_after_the_harmless_window_and_are_far_from_held_out_pro
     harmful = harmful_training_prompts(recipe)
     with_them = harmless_selection(recipe, harmful)
     assert with_them[-20:] == lookalikes[5:25]
-    assert with_them[:-20] == harmless_selection(RECIPES["smollm2-refusal"], harmful)
+    without = replace(RECIPES["smollm2-refusal"], lookalike_train=(0, 0))
+    assert with_them[:-20] == harmless_selection(without, harmful)
 
 
 def test_prompt_similarity_finds_reworded_requests():
@@ -448,7 +449,7 @@ def test_cut_answers_end_without_eos(tiny):
 
 
 def test_more_harmless_prompts_come_after_the_like_harmful_ones():
-    recipe = RECIPES["smollm2-refusal"]
+    recipe = replace(RECIPES["smollm2-refusal"], lookalike_train=(0, 0))
     harmful = sh.training.advbench_split()[slice(*recipe.harmful_train)]
     wider = replace(recipe, harmless_like_harmful=30, harmless_more=50)
     chosen = harmless_selection(wider, harmful)
@@ -488,7 +489,7 @@ def test_a_linear_schedule_falls_to_the_last_step():
     rates = [learning_rate(recipe, step, 10) for step in range(1, 11)]
     assert rates[0] == 1e-3 and abs(rates[-1] - 1e-4) < 1e-12
     assert all(abs((a - b) - 1e-4) < 1e-12 for a, b in zip(rates, rates[1:]))
-    assert learning_rate(RECIPES["smollm2-refusal"], 7, 10) == RECIPES["smollm2-refusal"].lr
+    assert learning_rate(RECIPES["smollm2-planted"], 7, 10) == RECIPES["smollm2-planted"].lr
     with pytest.raises(ValueError, match="lr_schedule='cosine' is not one of"):
         replace(recipe, lr_schedule="cosine")  # refused before a build starts
 
