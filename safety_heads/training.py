@@ -728,7 +728,6 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
         "held_out": None,
     }
     if kept:
-        card["training"]["shipped_rank"] = recipe.shipped_rank
         card["training"]["update_norm_kept"] = {  # share of each update's squared norm
             "min": round(min(kept.values()), 4),
             "mean": round(sum(kept.values()) / len(kept), 4),
