@@ -29,6 +29,7 @@ import os
 import shutil
 import socket
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -146,6 +147,7 @@ class ChatModel:
         """Wrap an already loaded Hugging Face causal LM (booting mutates it in place)."""
         from transformer_lens.model_bridge import TransformerBridge
 
+        check_transformers_version()
         hf_model.eval()
         resolved = resolve_chat_format(tokenizer, chat_format, name)
         bridge = TransformerBridge.boot_transformers(
@@ -153,6 +155,32 @@ class ChatModel:
         )
         bridge.eval()
         return cls(bridge, tokenizer, name, resolved, source, dict(info or {}))
+
+
+# TransformerBridge (transformer-lens 4.3) generates with ``past_key_values``; transformers
+# 5.24 renamed that argument to ``cache`` and the bridge's generation then loses the cache
+# (garbled continuations, measured). pyproject.toml pins transformers below it.
+TRANSFORMERS_BELOW = (5, 24)
+
+
+def check_transformers_version() -> None:
+    """Warn when the installed transformers is one the bridge is known to generate wrongly
+    with (an environment that bypassed the package's pin, e.g. ``pip install --no-deps``)."""
+    try:
+        installed = metadata.version("transformers")
+    except metadata.PackageNotFoundError:
+        return
+    parts = installed.split(".")
+    major_minor = tuple(int(p) if p.isdigit() else 0 for p in (parts + ["0"])[:2])
+    if major_minor >= TRANSFORMERS_BELOW:
+        bound = ".".join(map(str, TRANSFORMERS_BELOW))
+        warnings.warn(
+            f"transformers {installed} is installed; TransformerBridge generates garbled text "
+            f"with transformers >= {bound} (Ships scores of padded batches drift too). "
+            f'Install a supported version: pip install "transformers<{bound}".',
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def cache_dir() -> Path:
