@@ -157,9 +157,10 @@ class ChatModel:
         return cls(bridge, tokenizer, name, resolved, source, dict(info or {}))
 
 
-# TransformerBridge (transformer-lens 4.3) generates with ``past_key_values``; transformers
-# 5.24 renamed that argument to ``cache`` and the bridge's generation then loses the cache
-# (garbled continuations, measured). pyproject.toml pins transformers below it.
+# Under transformers 5.24 TransformerBridge (transformer-lens 4.3) generates garbled text:
+# its greedy continuations part from Hugging Face's own after the first token (measured).
+# The bridge passes the KV cache as ``past_key_values``, which 5.24 deprecates in favour of
+# ``cache``. pyproject.toml holds transformers below it.
 TRANSFORMERS_BELOW = (5, 24)
 
 
