@@ -171,9 +171,9 @@ def check_transformers_version() -> None:
         installed = metadata.version("transformers")
     except metadata.PackageNotFoundError:
         return
-    parts = installed.split(".")
-    major_minor = tuple(int(p) if p.isdigit() else 0 for p in (parts + ["0"])[:2])
-    if major_minor >= TRANSFORMERS_BELOW:
+    from packaging.version import Version  # a dependency of transformers itself
+
+    if Version(installed).release[:2] >= TRANSFORMERS_BELOW:
         bound = ".".join(map(str, TRANSFORMERS_BELOW))
         warnings.warn(
             f"transformers {installed} is installed; TransformerBridge generates garbled text "
