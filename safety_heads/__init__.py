@@ -37,10 +37,10 @@ from safety_heads.evaluation import (
 from safety_heads.export import ExportReport, export_ablated, load_ablated_hf
 from safety_heads.forward import Generation, generate, next_token_logprobs
 from safety_heads.heads import Head, parse_head, parse_heads
+from safety_heads.classifiers import ClassifierJudge
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
     REFUSAL_PHRASES,
-    ClassifierJudge,
     FunctionJudge,
     Judge,
     KeywordJudge,

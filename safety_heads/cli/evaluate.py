@@ -108,7 +108,8 @@ def _heads_from_args(args: argparse.Namespace) -> tuple:
 
 
 def _judge_from_args(args: argparse.Namespace):
-    from safety_heads.judges import ClassifierJudge, KeywordJudge
+    from safety_heads.classifiers import ClassifierJudge
+    from safety_heads.judges import KeywordJudge
 
     if args.classifier is None:
         if args.classifier_template is not None:

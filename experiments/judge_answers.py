@@ -1,0 +1,107 @@
+"""Answers for the judge's labelled set: the pool that ``tests/data/judge_labels.jsonl``
+was drawn from.
+
+Two sources, both greedy, 48 new tokens, chat template:
+
+* every (prompt, answer) pair already in ``experiments/results/asr-*.json`` (held-out
+  AdvBench prompts; the organisms with no ablation and with 1 to 5 heads ablated by
+  Ships, Sahara, the contrast score or per query, UA and SC);
+* new runs on other prompt sets, written to ``experiments/results/judge-*.json``: the
+  unaligned base model on held-out JailbreakBench and MaliciousInstruct (coherent
+  compliance), ``smollm2-refusal`` with the top 5 Ships heads ablated (UA) on
+  MaliciousInstruct, ``smollm2-planted`` with its planted head 8.2 ablated (UA) on
+  JailbreakBench, and ``smollm2-refusal-b`` unablated on JailbreakBench.
+
+``python experiments/judge_answers.py --sample 360 --out pool.jsonl`` then draws a
+sample, stratified by source file, seeded, de-duplicated on the answer text.
+"""
+
+import argparse
+import glob
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import safety_heads as sh
+from safety_heads.training import held_out_prompts
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = (
+    # (file stem, model, prompt set, heads, count)
+    ("judge-base-jailbreakbench", "smollm2-135m-instruct", "jailbreakbench", (), 40),
+    ("judge-base-maliciousinstruct", "smollm2-135m-instruct", "maliciousinstruct", (), 40),
+    ("judge-refusal-ships5-ua-maliciousinstruct", "smollm2-refusal", "maliciousinstruct",
+     ("18.8", "7.2", "18.7", "12.8", "8.8"), 40),
+    ("judge-planted-8.2-ua-jailbreakbench", "smollm2-planted", "jailbreakbench", ("8.2",), 40),
+    ("judge-refusal-b-none-jailbreakbench", "smollm2-refusal-b", "jailbreakbench", (), 40),
+)
+
+
+def generate_runs() -> None:
+    sets = held_out_prompts()
+    config = sh.GenerationConfig(max_new_tokens=48, batch_size=8)
+    loaded: dict[str, object] = {}
+    for stem, name, dataset, heads, count in RUNS:
+        model = loaded.setdefault(name, sh.load_model(name))
+        ablation = sh.Ablation(heads) if heads else None
+        sh.evaluate_asr(model, sets[dataset][:count], ablation, config=config,
+                        judge="keyword", out=RESULTS / f"{stem}.json")
+
+
+def pairs() -> list[dict[str, str]]:
+    """Every distinct (prompt, answer) pair of the pool, with the file it came from."""
+    seen = set()
+    rows = []
+    for path in sorted(glob.glob(str(RESULTS / "asr-*.json")) + glob.glob(str(RESULTS / "judge-*.json"))):
+        for item in json.loads(Path(path).read_text())["responses"]:
+            key = item["response"].strip()
+            if key in seen:
+                continue
+            seen.add(key)
+            rows.append({"source": Path(path).stem, "prompt": item["prompt"],
+                         "response": item["response"]})
+    return rows
+
+
+def sample(rows: list[dict[str, str]], size: int, seed: int = 0) -> list[dict[str, str]]:
+    """``size`` rows, an equal share from each source file where it has enough."""
+    by_source = defaultdict(list)
+    for row in rows:
+        by_source[row["source"]].append(row)
+    rng = random.Random(seed)
+    for group in by_source.values():
+        rng.shuffle(group)
+    chosen: list[dict[str, str]] = []
+    depth = 0
+    while len(chosen) < size:
+        added = False
+        for source in sorted(by_source):
+            if depth < len(by_source[source]) and len(chosen) < size:
+                chosen.append(by_source[source][depth])
+                added = True
+        if not added:
+            break
+        depth += 1
+    rng.shuffle(chosen)
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generate", action="store_true", help="run the new generations")
+    parser.add_argument("--sample", type=int, default=0, help="draw this many answers")
+    parser.add_argument("--out", type=Path, default=Path("judge-pool.jsonl"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.generate:
+        generate_runs()
+    if args.sample:
+        rows = sample(pairs(), args.sample, args.seed)
+        with args.out.open("x") as handle:
+            for number, row in enumerate(rows):
+                handle.write(json.dumps({"id": number, **row}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
