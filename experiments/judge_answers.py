@@ -12,8 +12,9 @@ Two sources, both greedy, 48 new tokens, chat template:
   MaliciousInstruct, ``smollm2-planted`` with its planted head 8.2 ablated (UA) on
   JailbreakBench, and ``smollm2-refusal-b`` unablated on JailbreakBench.
 
-``python experiments/judge_answers.py --sample 360 --out pool.jsonl`` then draws a
-sample, stratified by source file, seeded, de-duplicated on the answer text.
+``python experiments/judge_answers.py --sample 250 110 --out pool.jsonl`` then draws a
+sample: 250 answers of the first source and 110 of the new runs, each stratified by file
+(an equal share of each), seeded, de-duplicated on the answer text.
 """
 
 import argparse
@@ -90,14 +91,19 @@ def sample(rows: list[dict[str, str]], size: int, seed: int = 0) -> list[dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generate", action="store_true", help="run the new generations")
-    parser.add_argument("--sample", type=int, default=0, help="draw this many answers")
+    parser.add_argument("--sample", type=int, nargs=2, default=None, metavar=("OLD", "NEW"),
+                        help="draw this many answers of the earlier runs and of the new ones")
     parser.add_argument("--out", type=Path, default=Path("judge-pool.jsonl"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.generate:
         generate_runs()
     if args.sample:
-        rows = sample(pairs(), args.sample, args.seed)
+        every = pairs()
+        old = [row for row in every if row["source"].startswith("asr-")]
+        new = [row for row in every if row["source"].startswith("judge-")]
+        rows = sample(old, args.sample[0], args.seed) + sample(new, args.sample[1], args.seed)
+        random.Random(args.seed).shuffle(rows)
         with args.out.open("x") as handle:
             for number, row in enumerate(rows):
                 handle.write(json.dumps({"id": number, **row}) + "\n")

@@ -16,9 +16,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from safety_heads.ablation import Ablation, PromptAblations, ablated
-from safety_heads.prompts import TokenBatch
+from safety_heads.prompts import TokenBatch, pad_token_id, tokenize_prompt
 
-__all__ = ["next_token_logprobs", "generate", "Generation"]
+__all__ = ["next_token_logprobs", "generate", "Generation", "answer_logprobs"]
 
 
 @torch.no_grad()
@@ -98,3 +98,39 @@ def generate(
     tokens = tuple(_cut_at_eos(row, eos) for row in new)
     texts = tuple(model.tokenizer.decode(list(t), skip_special_tokens=True) for t in tokens)
     return Generation(tokens, texts)
+
+
+@torch.no_grad()
+def answer_logprobs(
+    model: Any, prompt_texts: Sequence[str], answers: Sequence[str]
+) -> list[Float[Tensor, "answer_pos"]]:  # noqa: F821
+    """Log-probability (float32) of each token of each answer after its formatted prompt,
+    teacher-forced through the model as it is (no ablation): one forward pass for all.
+
+    ``prompt_texts`` are formatted prompts (:meth:`ChatModel.format`); each answer is
+    tokenized on its own and appended. An empty answer gives an empty tensor.
+    """
+    tokenizer = model.tokenizer
+    rows, starts = [], []
+    for prompt, answer in zip(prompt_texts, answers, strict=True):
+        head = tokenize_prompt(tokenizer, prompt)
+        tail = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else []
+        rows.append(head + tail)
+        starts.append(len(head))
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_token_id(tokenizer), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
+    batch = TokenBatch(tuple(prompt_texts), ids, mask).to(model.device)
+    # Left padding puts every answer at the right edge: only the last `keep` positions
+    # predict answer tokens, so only they are unembedded (the vocabulary is the costly part).
+    keep = max(len(row) - start for row, start in zip(rows, starts, strict=True)) + 1
+    logits = model.hf_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                            position_ids=batch.position_ids, logits_to_keep=keep).logits
+    logprobs = logits[:, :-1].float().log_softmax(-1)  # [batch, keep - 1, d_vocab]
+    targets = batch.input_ids[:, width - keep + 1 :, None]  # [batch, keep - 1, 1]
+    taken = logprobs.gather(-1, targets)[..., 0].cpu()  # [batch, keep - 1]
+    return [taken[i, keep - 1 - (len(row) - start) :]
+            for i, (row, start) in enumerate(zip(rows, starts, strict=True))]

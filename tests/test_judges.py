@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
