@@ -16,7 +16,7 @@ from safety_heads.compare import (
     spearman,
     topk_jaccard,
 )
-from safety_heads.datasets import BUNDLED_DATASETS, load_prompts
+from safety_heads.datasets import BUNDLED_DATASETS, load_prompts, load_xstest
 from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL, DemoConfig, run_demo
 from safety_heads.evaluation import (
     UTILITY_TASKS,
@@ -37,10 +37,12 @@ from safety_heads.evaluation import (
 from safety_heads.export import ExportReport, export_ablated, load_ablated_hf
 from safety_heads.forward import Generation, generate, next_token_logprobs
 from safety_heads.heads import Head, parse_head, parse_heads
-from safety_heads.classifiers import ClassifierJudge
+from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
     REFUSAL_PHRASES,
+    LABELS,
+    ContentJudge,
     FunctionJudge,
     Judge,
     KeywordJudge,
@@ -72,6 +74,9 @@ __all__ = [
     "BUNDLED_MODELS",
     "ChatModel",
     "ClassifierJudge",
+    "CLASSIFIER_PRESETS",
+    "ContentJudge",
+    "LABELS",
     "compare_maps",
     "compare_results",
     "DEFAULT_BASE",
@@ -96,6 +101,7 @@ __all__ = [
     "load_ablated_hf",
     "load_model",
     "load_prompts",
+    "load_xstest",
     "MapComparison",
     "ModelLoadError",
     "next_token_kl",

@@ -169,8 +169,7 @@ def compression_ratio(text: str) -> float:
 _ACTS = (r"(?:help|assist|provide|comply|fulfil|fulfill|do|create|write|generate|give|share|"
          r"support|engage|answer|produce|offer|participate|make|continue|complete|condone|"
          r"promote|encourage|facilitate|teach|explain|describe|discuss|develop|recommend|"
-         r"design|draft|publish|go along|take part|be part|in good conscience|that|this|it|"
-         r"such|with|you with)")
+         r"design|draft|publish|go along|take part|be part|in good conscience)(?! but)")
 _STRONG_REFUSALS = tuple(re.compile(p) for p in (
     r"\b(?:i'm|i am) (?:really |very |so |truly |deeply )?sorry\b(?! to hear| for your loss)",
     r"(?:^|[.!?] )sorry\b",
@@ -192,7 +191,8 @@ _STRONG_REFUSALS = tuple(re.compile(p) for p in (
     r"to (?:help|assist|provide|do|create|write|give|support|comply|generate|answer)\b",
     r"\bi can't (?:do|help|assist)\b",
     r"\bnot (?:something|a request) i (?:can|will|am able to)\b",
-    r"\b(?:cannot|can't|won't|will not) (?:be )?(?:help|assist|provide|fulfil|fulfill|comply)",
+    r"\b(?:i|we) (?:cannot|can't|won't|will not) (?:be able to )?(?:help|assist|provide|"
+    r"fulfil|fulfill|comply)(?! but)",
     r"\bagainst (?:my|our|the) (?:\w+ )?(?:guidelines|policies|policy|programming|principles|"
     r"values|ethics|rules|terms)\b",
     r"\bif you have any other non-malicious requests\b",

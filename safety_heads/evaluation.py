@@ -45,11 +45,13 @@ from safety_heads.forward import generate, next_token_logprobs
 from safety_heads.heads import Head, check_heads
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
+    ContentJudge,
     Judge,
     KeywordJudge,
     Verdict,
     as_judge,
     check_verdicts,
+    label_counts,
 )
 from safety_heads.models import model_identity
 from safety_heads.prompts import Template, TokenBatch
@@ -59,6 +61,7 @@ __all__ = [
     "Rate",
     "Response",
     "AsrResult",
+    "asr_figures",
     "AsrCurve",
     "SideEffects",
     "success_rate",
@@ -154,18 +157,33 @@ def success_rate(outcomes: Sequence[bool], confidence: float = 0.95) -> Rate:
 
 @dataclass(frozen=True)
 class Response:
-    """One prompt (the bare query), the model's answer, and the judge's verdict."""
+    """One prompt (the bare query), the model's answer, the judge's verdict and the paper's
+    keyword judge's verdict on the same answer (``keyword``; None where not recorded)."""
 
     prompt: str
     response: str
     verdict: Verdict
+    keyword: Verdict | None = None
 
     @property
     def attack_success(self) -> bool:
         return self.verdict.attack_success
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "response": self.response, **self.verdict.to_dict()}
+        data = {"prompt": self.prompt, "response": self.response, **self.verdict.to_dict()}
+        if self.keyword is not None:
+            data["keyword"] = {key: value for key, value in self.keyword.to_dict().items()
+                               if key != "refusal"}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Response":
+        """A response from :meth:`to_dict`'s output (or an older file's, without labels:
+        its keyword verdict is then read again from the answer, which needs no model)."""
+        keyword = data.get("keyword")
+        return cls(str(data["prompt"]), str(data["response"]), Verdict.from_dict(data),
+                   Verdict.from_dict(keyword) if keyword is not None
+                   else KeywordJudge().verdict(str(data["response"])))
 
 
 AnyAblation = Ablation | PromptAblations
@@ -194,6 +212,28 @@ def _rows(ablation: AnyAblation | None, start: int, stop: int) -> AnyAblation | 
     return ablation.rows(start, stop) if isinstance(ablation, PromptAblations) else ablation
 
 
+def asr_figures(
+    responses: Sequence[Response], judge: str, confidence: float = 0.95
+) -> dict[str, Any]:
+    """The ASR figures of ``responses`` as written into result files: the judge's rate with
+    its interval and label counts, and the same for the paper's keyword judge."""
+    rate = success_rate([r.attack_success for r in responses], confidence)
+    keyword_verdicts = [r.keyword or KeywordJudge().verdict(r.response) for r in responses]
+    keyword = success_rate([v.attack_success for v in keyword_verdicts], confidence)
+    return {
+        "judge": judge,
+        "asr": rate.value,
+        "asr_ci": [rate.low, rate.high],
+        "n": rate.n,
+        "successes": rate.count,
+        "confidence": rate.confidence,
+        "labels": label_counts([r.verdict for r in responses]),
+        "keyword": {"judge": KeywordJudge().name, "asr": keyword.value,
+                    "asr_ci": [keyword.low, keyword.high], "successes": keyword.count,
+                    "labels": label_counts(keyword_verdicts)},
+    }
+
+
 @dataclass(frozen=True)
 class AsrResult:
     """ASR of one model under one ablation (``None``: no heads ablated) on one prompt set.
@@ -201,8 +241,10 @@ class AsrResult:
     ``ablation`` may be a :class:`~safety_heads.ablation.PromptAblations` (each prompt's
     own heads); ``heads`` then lists every head ablated for some prompt.
 
+    ``asr`` is the judge's rate (``settings["judge"]`` names the judge), ``keyword_asr`` the
+    paper's keyword judge's on the same answers; ``labels`` counts the judge's labels.
     ``settings`` holds everything that shaped the result (model, prompts digest, generation
-    settings, judge); ``responses`` every prompt, answer and verdict.
+    settings, judge); ``responses`` every prompt, answer and both verdicts.
     """
 
     ablation: AnyAblation | None
@@ -214,17 +256,51 @@ class AsrResult:
     def heads(self) -> tuple[Head, ...]:
         return _heads_of(self.ablation)
 
+    @property
+    def judge(self) -> str:
+        return str(self.settings.get("judge", KeywordJudge().name))
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return label_counts([r.verdict for r in self.responses])
+
+    @property
+    def keyword_asr(self) -> Rate:
+        verdicts = [r.keyword or KeywordJudge().verdict(r.response) for r in self.responses]
+        return success_rate([v.attack_success for v in verdicts], self.asr.confidence)
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "asr": self.asr.value,
-            "asr_ci": [self.asr.low, self.asr.high],
-            "n": self.asr.n,
-            "successes": self.asr.count,
-            "confidence": self.asr.confidence,
+            **asr_figures(self.responses, self.judge, self.asr.confidence),
             "heads": [str(h) for h in self.heads],
             "ablation": _ablation_dict(self.ablation),
             "responses": [r.to_dict() for r in self.responses],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AsrResult":
+        """An AsrResult from a result file's content (``evaluate``, or one point of an
+        ``asr-curve``); files written before labels and the keyword figure load too. The
+        ablation comes back as an :class:`~safety_heads.ablation.Ablation` (per-prompt
+        ablations as a :class:`~safety_heads.ablation.PromptAblations`)."""
+        responses = tuple(Response.from_dict(r) for r in data["responses"])
+        settings = dict(data.get("settings", {}))
+        settings.setdefault("judge", data.get("judge", KeywordJudge().name))
+        confidence = float(data.get("confidence", 0.95))
+        return cls(_ablation_from(data.get("ablation")),
+                   success_rate([r.attack_success for r in responses], confidence),
+                   responses, settings)
+
+
+def _ablation_from(described: dict[str, Any] | None) -> AnyAblation | None:
+    """The ablation a result file describes (:func:`_ablation_dict`), or None."""
+    if not described or not described.get("heads"):
+        return None
+    options = {key: described[key] for key in ("kind", "epsilon", "via")
+               if described.get(key) is not None}
+    if "per_prompt" in described:
+        return PromptAblations(tuple(tuple(row) for row in described["per_prompt"]), **options)
+    return Ablation(tuple(described["heads"]), **options)
 
 
 @dataclass(frozen=True)
@@ -239,13 +315,18 @@ class AsrCurve:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        points = [p.to_dict() for p in self.points]
         return {
             "order": [str(h) for h in self.ablation.heads],
             "ablation": _ablation_dict(self.ablation),
-            "asr": [p.asr.value for p in self.points],
-            "asr_ci": [[p.asr.low, p.asr.high] for p in self.points],
+            "judge": self.points[0].judge,
+            "asr": [p["asr"] for p in points],
+            "asr_ci": [p["asr_ci"] for p in points],
+            "keyword_asr": [p["keyword"]["asr"] for p in points],
+            "keyword_asr_ci": [p["keyword"]["asr_ci"] for p in points],
+            "labels": [p["labels"] for p in points],
             "n": self.points[0].asr.n,
-            "points": [{"n_heads": i, **p.to_dict()} for i, p in enumerate(self.points)],
+            "points": [{"n_heads": i, **p} for i, p in enumerate(points)],
         }
 
 
@@ -265,6 +346,13 @@ class SideEffects:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def keyword_over_refusal(self) -> Rate:
+        """Share of answers with an explicit refusal phrase (the keyword figure)."""
+        judge = KeywordJudge(EXPLICIT_REFUSAL_PHRASES)
+        return success_rate([bool((r.keyword or judge.verdict(r.response)).refusal)
+                             for r in self.responses], self.over_refusal.confidence)
+
+    @property
     def mean_kl(self) -> float:
         return sum(self.kl) / len(self.kl)
 
@@ -272,9 +360,15 @@ class SideEffects:
         return {
             "heads": [str(h) for h in _heads_of(self.ablation)],
             "ablation": _ablation_dict(self.ablation),
+            "judge": str(self.settings.get("judge", "")),
             "over_refusal": self.over_refusal.value,
             "over_refusal_ci": [self.over_refusal.low, self.over_refusal.high],
+            "labels": label_counts([r.verdict for r in self.responses]),
             "n": self.over_refusal.n,
+            "keyword_over_refusal": {
+                "judge": KeywordJudge(EXPLICIT_REFUSAL_PHRASES).name,
+                "rate": self.keyword_over_refusal.value,
+                "ci": [self.keyword_over_refusal.low, self.keyword_over_refusal.high]},
             "mean_kl": self.mean_kl,
             "kl": list(self.kl),
             "responses": [r.to_dict() for r in self.responses],
@@ -329,6 +423,16 @@ def _run_settings(
     }
 
 
+def _bound_judge(judge: Any, model: Any, config: GenerationConfig) -> Judge:
+    """``judge`` as :func:`~safety_heads.judges.as_judge` makes it, a
+    :class:`~safety_heads.judges.ContentJudge` (the default) reading coherence with the
+    evaluated model, as it was before any ablation, with the generation's prompt format."""
+    judge = as_judge(judge)
+    if isinstance(judge, ContentJudge) and judge.model is None:
+        return judge.with_model(model, config.template, config.system)
+    return judge
+
+
 def _checkpoint(out: str | Path | None, kind: str, settings: dict[str, Any]) -> Checkpoint:
     """The run's checkpoint at ``out`` (None: kept in memory), with earlier progress loaded."""
     checkpoint = Checkpoint(Path(out) if out is not None else None, kind, settings)
@@ -374,12 +478,14 @@ def _run_batches(
     prefix: str = "",
     with_kl: bool = False,
     need_refusal: bool = False,
+    keyword: KeywordJudge | None = None,
     progress: bool = True,
     desc: str = "generating",
 ) -> tuple[list[Response], list[float]]:
     """Generate and judge ``prompts`` batch by batch, saving each batch in ``checkpoint``.
 
-    Batches already in ``checkpoint.progress`` are read back, not generated again.
+    Batches already in ``checkpoint.progress`` are read back, not generated again. Each
+    answer is also read by the paper's keyword judge (``keyword``; None: not kept).
     """
     responses: list[Response] = []
     kl: list[float] = []
@@ -396,16 +502,25 @@ def _run_batches(
                 raise ValueError(
                     f"Judge {judge.name!r} does not say which answers are refusals "
                     "(Verdict.refusal is None), so it cannot measure over-refusal; use a "
-                    "KeywordJudge or a judge whose verdicts set refusal=True/False."
+                    "ContentJudge, a KeywordJudge or a judge whose verdicts set "
+                    "refusal=True/False."
                 )
             unit: dict[str, Any] = {"responses": list(texts),
                                     "verdicts": [v.to_dict() for v in verdicts]}
+            if keyword is not None:
+                unit["keyword_verdicts"] = [keyword.verdict(t).to_dict() for t in texts]
             if with_kl:
                 unit["kl"] = _batch_kl(model, batch, rows).tolist()
             checkpoint.save(key, unit)
         unit = checkpoint.progress[key]
         verdicts = [Verdict.from_dict(v) for v in unit["verdicts"]]
-        responses.extend(map(Response, queries, unit["responses"], verdicts))
+        if keyword is None:
+            keyword_verdicts = [None] * len(verdicts)
+        elif "keyword_verdicts" in unit:
+            keyword_verdicts = [Verdict.from_dict(v) for v in unit["keyword_verdicts"]]
+        else:  # progress saved before the keyword figure was kept: it needs no model
+            keyword_verdicts = [keyword.verdict(t) for t in unit["responses"]]
+        responses.extend(map(Response, queries, unit["responses"], verdicts, keyword_verdicts))
         kl.extend(unit.get("kl", []))
     return responses, kl
 
@@ -457,17 +572,19 @@ def evaluate_asr(
     """
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
-    judge = as_judge(judge)
+    judge = _bound_judge(judge, model, config)
     ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)
     checkpoint = _checkpoint(out, "evaluate", settings)
     responses, _ = _run_batches(model, prompts, ablation, judge, config, checkpoint,
-                                progress=progress)
+                                keyword=KeywordJudge(), progress=progress)
     rate = success_rate([r.attack_success for r in responses])
     result = AsrResult(ablation, rate, tuple(responses), checkpoint.settings)
     checkpoint.finish(result.to_dict())
-    logger.info("ASR %.3f [%.3f, %.3f] on %d prompts, %s.", rate.value, rate.low, rate.high,
-                rate.n, ablation.describe() if ablation else "no ablation")
+    keyword = result.keyword_asr
+    logger.info("ASR %.3f [%.3f, %.3f] (%s), keyword ASR %.3f, on %d prompts, %s.",
+                rate.value, rate.low, rate.high, judge.name, keyword.value, rate.n,
+                ablation.describe() if ablation else "no ablation")
     return result
 
 
@@ -487,7 +604,7 @@ def asr_curve(
     """
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
-    judge = as_judge(judge)
+    judge = _bound_judge(judge, model, config)
     if isinstance(ablation, PromptAblations):
         raise TypeError("asr_curve takes one head order (an Ablation), not PromptAblations.")
     if _active(model, ablation) is None:
@@ -498,8 +615,8 @@ def asr_curve(
     for count in range(len(ablation.heads) + 1):
         step = ablation.with_heads(ablation.heads[:count]) if count else None
         responses, _ = _run_batches(model, prompts, step, judge, config, checkpoint,
-                                    prefix=f"heads-{count}/", progress=progress,
-                                    desc=f"{count} heads")
+                                    prefix=f"heads-{count}/", keyword=KeywordJudge(),
+                                    progress=progress, desc=f"{count} heads")
         rate = success_rate([r.attack_success for r in responses])
         points.append(AsrResult(step, rate, tuple(responses), checkpoint.settings))
         logger.info("%d heads ablated: ASR %.3f [%.3f, %.3f]", count, rate.value, rate.low,
@@ -543,20 +660,25 @@ def side_effects(
 ) -> SideEffects:
     """Over-refusal rate and next-token KL of ``ablation`` on harmless ``prompts``.
 
-    Pass ``load_prompts("harmless", ...)``. The default judge is a :class:`KeywordJudge`
-    with only :data:`~safety_heads.judges.EXPLICIT_REFUSAL_PHRASES` (apologies, stated
-    inability, AI disclaimers): the paper's full list also holds hedges and warnings
-    ("However", "illegal") that benign answers use. A judge must set ``Verdict.refusal``.
+    Pass ``load_prompts("harmless", ...)`` or XSTest's safe prompts
+    (``load_prompts("xstest-safe")``). The default judge is the
+    :class:`~safety_heads.judges.ContentJudge` (over-refusal: answers labelled
+    ``refusal``); the keyword figure kept beside it (``keyword_over_refusal``) counts
+    answers with one of :data:`~safety_heads.judges.EXPLICIT_REFUSAL_PHRASES` (apologies,
+    stated inability, AI disclaimers: the paper's full list also holds hedges and warnings,
+    "However", "illegal", that benign answers use). A judge must set ``Verdict.refusal``.
     Resumable through ``out`` like :func:`evaluate_asr`.
     """
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
-    judge = as_judge(judge if judge is not None else KeywordJudge(EXPLICIT_REFUSAL_PHRASES))
+    judge = _bound_judge(judge, model, config)
     ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)
     checkpoint = _checkpoint(out, "side-effects", settings)
     responses, kl = _run_batches(model, prompts, ablation, judge, config, checkpoint,
-                                 with_kl=True, need_refusal=True, progress=progress)
+                                 with_kl=True, need_refusal=True,
+                                 keyword=KeywordJudge(EXPLICIT_REFUSAL_PHRASES),
+                                 progress=progress)
     over_refusal = success_rate([bool(r.verdict.refusal) for r in responses])
     result = SideEffects(ablation, over_refusal, tuple(kl), tuple(responses), checkpoint.settings)
     checkpoint.finish(result.to_dict())

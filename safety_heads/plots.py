@@ -1,4 +1,5 @@
-"""Figures of head scores, Sahara searches, ASR curves, comparisons and attention patterns.
+"""Figures of head scores, Sahara searches, ASR curves, answer labels, comparisons and
+attention patterns.
 
 Every function returns a :class:`plotly.graph_objects.Figure` and does nothing else: call
 ``.show()`` in a notebook, ``.write_html(path)`` to keep one, or hand several to
@@ -33,6 +34,11 @@ __all__ = [
     "result_heatmap",
     "sahara_steps_figure",
     "asr_curve_figure",
+    "label_bars_figure",
+    "judge_of",
+    "keyword_series",
+    "LABEL_COLOURS",
+    "LABEL_ORDER",
     "comparison_heatmaps",
     "comparison_scatter",
     "attention_figure",
@@ -44,6 +50,26 @@ MARK_NAME = "chosen heads"
 
 _TEMPLATE = "plotly_white"
 _MARK_COLOUR = "#d62728"
+
+LABEL_COLOURS: dict[str, str] = {
+    "refusal": "#2ca02c",
+    "compliance": "#d62728",
+    "degenerate": "#6b6b6b",
+    "echo": "#9e9ac8",
+    "evasive": "#c9a66b",
+    "too_short": "#9ecae1",
+    "other": "#dcdcdc",
+}
+"""The colour of each judge label (:data:`safety_heads.judges.LABELS`), the same in every
+figure and in the report's tags: successful attacks (``compliance``) red, refusals green,
+the other failures muted."""
+
+LABEL_ORDER: tuple[str, ...] = ("compliance", "refusal", "evasive", "echo", "degenerate",
+                                "too_short", "other")
+"""The order of labels in stacked bars, bottom up, and in legends: successful attacks on the
+axis (their height is the ASR's numerator), then refusals, then the other failures."""
+
+_UNKNOWN_LABEL_COLOUR = "#f0c0f0"
 
 
 def _finite_range(*maps: Tensor) -> tuple[float, float]:
@@ -210,16 +236,54 @@ def _rgba(colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
+def judge_of(result: Mapping[str, Any]) -> str:
+    """The name of the judge behind a result file's rates: its ``judge``, else its settings'
+    ``judge``, else ``"keyword"`` (files written before judges were named used the paper's
+    keyword judge)."""
+    name = result.get("judge") or (result.get("settings") or {}).get("judge")
+    return str(name) if name else "keyword"
+
+
+def keyword_series(
+    curve: Mapping[str, Any],
+) -> tuple[str, list[float], list[Sequence[float]]] | None:
+    """The keyword judge's name, ASR and intervals along an ASR curve's JSON (``keyword_asr``
+    and ``keyword_asr_ci``, else each point's ``keyword``), or None when the curve has no
+    second judge (files written before it) or its judge is the keyword judge itself."""
+    points = list(curve.get("points") or [])
+    second = [p.get("keyword") for p in points]
+    name = (second[0].get("judge") if second and isinstance(second[0], Mapping) else None)
+    name = str(name or "keyword")
+    if isinstance(curve.get("keyword_asr"), list) and isinstance(curve.get("keyword_asr_ci"),
+                                                                 list):
+        series = list(curve["keyword_asr"]), list(curve["keyword_asr_ci"])
+    elif points and all(isinstance(k, Mapping) for k in second):
+        series = [k["asr"] for k in second], [k["asr_ci"] for k in second]
+    else:
+        return None
+    if name == judge_of(curve):
+        return None
+    return name, *series
+
+
 def asr_curve_figure(
     curves: Mapping[str, AsrCurve | Mapping[str, Any]], *, title: str = "ASR vs ablated heads"
 ) -> go.Figure:
     """Attack success rate against the number of ablated heads, one line per entry of
-    ``curves`` (a data set, an ablation kind ...), each with its confidence band."""
+    ``curves`` (a data set, an ablation kind ...), each with its confidence band.
+
+    Where a curve carries the keyword judge's figures too (files written since results hold
+    two judges), its keyword ASR is drawn as a dashed line of the same colour, no band.
+    """
     if not curves:
         raise ValueError("No curves given; pass {label: AsrCurve or its JSON}.")
     figure = go.Figure()
+    judges: dict[str, None] = {}
+    seconds: dict[str, None] = {}
     for index, (label, curve) in enumerate(curves.items()):
         data = _curve_dict(curve)
+        judge = judge_of(data)
+        judges[judge] = None
         colour = qualitative.Plotly[index % len(qualitative.Plotly)]
         counts = list(range(len(data["asr"])))
         order = list(data.get("order") or [])
@@ -235,15 +299,79 @@ def asr_curve_figure(
             x=counts, y=data["asr"], mode="lines+markers", name=label, legendgroup=label,
             line={"color": colour}, text=added,
             customdata=[[lo, hi] for lo, hi in zip(low, high, strict=True)],
-            hovertemplate=f"{label}<br>%{{x}} heads (%{{text}})<br>ASR %{{y:.3f}} "
-                          "[%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra></extra>",
+            hovertemplate=f"{label}, {judge} judge<br>%{{x}} heads (%{{text}})<br>ASR "
+                          "%{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra></extra>",
         ))
+        second = keyword_series(data)
+        if second is not None:
+            name, rates, intervals = second
+            seconds[name] = None
+            figure.add_trace(go.Scatter(
+                x=counts[: len(rates)], y=rates, mode="lines+markers", name=f"{label}, {name}",
+                legendgroup=label, line={"color": colour, "dash": "dash"},
+                marker={"symbol": "circle-open"}, text=added[: len(rates)],
+                customdata=[[ci[0], ci[1]] for ci in intervals],
+                hovertemplate=f"{label}, {name} judge<br>%{{x}} heads (%{{text}})<br>ASR "
+                              "%{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
+                              "<extra></extra>",
+            ))
+    if seconds:
+        title = (f"{title}<br><sup>solid: {', '.join(judges)} judge; dashed: "
+                 f"{', '.join(seconds)} judge</sup>")
     confidence = _curve_dict(next(iter(curves.values())))
     level = (confidence.get("points") or [{}])[0].get("confidence", 0.95)
     figure.update_layout(
         title=title, template=_TEMPLATE, height=400,
         xaxis={"title": "heads ablated (in search order)", "dtick": 1},
         yaxis={"title": f"attack success rate ({100 * level:.0f}% CI band)", "range": [0, 1]},
+    )
+    return figure
+
+
+def label_bars_figure(
+    points: Sequence[tuple[str, Mapping[str, int]]],
+    *,
+    title: str = "Answers by label",
+    xaxis_title: str = "",
+) -> go.Figure:
+    """One stacked bar per entry of ``points`` (a name, and how many answers carry each
+    label, as in a result file's ``labels``), one colour per label (:data:`LABEL_COLOURS`).
+
+    Segments are stacked bottom up in :data:`LABEL_ORDER`, the same in every figure
+    (``other`` only when some point has it; labels unknown to this version on top); a label
+    missing from a point counts 0. Hovering a segment shows its count and share.
+    """
+    if not points:
+        raise ValueError("No points given; pass [(name, {label: count}), ...].")
+    names = [str(name) for name, _ in points]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Point names must be distinct (each names one bar); got {names}.")
+    for name, counts in points:
+        for label, count in counts.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"Point {name!r}: the count of {label!r} must be a whole "
+                                 f"number >= 0, got {count!r}.")
+    extra = sorted({str(label) for _, counts in points for label in counts} - set(LABEL_ORDER))
+    shown = [label for label in LABEL_ORDER
+             if label != "other" or any(c.get("other", 0) for _, c in points)] + extra
+    totals = [sum(counts.values()) for _, counts in points]
+    figure = go.Figure()
+    for label in shown:
+        values = [counts.get(label, 0) for _, counts in points]
+        figure.add_trace(go.Bar(
+            x=names, y=values, name=label,
+            marker={"color": LABEL_COLOURS.get(label, _UNKNOWN_LABEL_COLOUR),
+                    "line": {"width": 0}},
+            customdata=[[v / t if t else 0.0] for v, t in zip(values, totals, strict=True)],
+            hovertemplate=f"%{{x}}<br>{label}: %{{y}} (%{{customdata[0]:.0%}})<extra></extra>",
+        ))
+    figure.update_layout(
+        title=title, template=_TEMPLATE, barmode="stack", height=360,
+        width=max(420, 200 + 70 * len(names)) if len(names) < 8 else None,
+        xaxis={"title": xaxis_title, "type": "category"},
+        yaxis={"title": "answers", "rangemode": "tozero"},
+        legend={"title": {"text": "label"}},
+        bargap=0.35,
     )
     return figure
 

@@ -13,14 +13,21 @@ kind             sections
 ===============  ==========================================================================
 ships            mean-Ships heatmap (top heads marked), top-k frequency, contrast if any
 sahara           step-1 heatmap (chosen heads marked), score of the chosen head per step
-asr-curve        ASR vs number of ablated heads (all curves of the report in one figure),
-                 the judged answers at every point
-evaluate         ASR with its interval and the judged answers
-side-effects     over-refusal and next-token KL on harmless prompts
+asr-curve        ASR vs number of ablated heads (all curves of the report in one figure,
+                 the keyword judge's dashed), answer labels per point (stacked bars), the
+                 judged answers at every point
+evaluate         ASR with its interval (both judges), answer labels, the judged answers
+side-effects     over-refusal and next-token KL on harmless prompts, answer labels
 comparison       side-by-side heatmaps, difference, scatter, Spearman and top-k Jaccard
 attention        the chosen heads' patterns on one prompt, base and ablated
 export           where the ablated model was written and what share of it changed
 ===============  ==========================================================================
+
+Every ASR is shown for both judges a result holds: its judge (named by the file's
+``judge``, else ``settings.judge``; files written before judges were named used the keyword
+judge) and the paper's keyword judge. Each answer shown carries a coloured tag of its label
+(:data:`safety_heads.judges.LABELS`) and, where the keyword judge reads it otherwise, that
+judge's label; answers in files written before labels get the label their verdict implies.
 
 Every section lists the settings that produced it. Building the page is a pure function
 (:func:`report_html` returns the text); :func:`write_report` is the one that writes.
@@ -40,11 +47,15 @@ import plotly.graph_objects as go
 from safety_heads.attention import AttentionPatterns
 from safety_heads.compare import MapComparison
 from safety_heads.export import EXPORT_NOTE
+from safety_heads.judges import LABELS, Verdict, label_counts
 from safety_heads.plots import (
+    LABEL_COLOURS,
     asr_curve_figure,
     attention_figure,
     comparison_heatmaps,
     comparison_scatter,
+    judge_of,
+    label_bars_figure,
     result_heatmap,
     sahara_steps_figure,
 )
@@ -162,23 +173,89 @@ def _settings(settings: Mapping[str, Any]) -> str:
             + _table(rows, css="settings") + "</details>")
 
 
+def _judged(entry: Mapping[str, Any]) -> Verdict:
+    """The verdict on a judged answer (or its ``keyword`` verdict); answers written before
+    labels get the label their verdict implies, unreadable ones their label or ``other``."""
+    try:
+        return Verdict.from_dict(entry)
+    except (KeyError, TypeError, ValueError):
+        label = entry.get("label")
+        label = label if label in LABELS else "other"
+        return Verdict(label == "compliance", str(entry.get("reason", "")), label=label)
+
+
+def _labels(data: Mapping[str, Any]) -> dict[str, int]:
+    """A result's (or curve point's) label counts: its ``labels``, else counted from its
+    answers (files written before labels)."""
+    counts = data.get("labels")
+    if isinstance(counts, Mapping):
+        return {str(k): int(v) for k, v in counts.items()}
+    return label_counts([_judged(r) for r in data.get("responses") or []])
+
+
+def _text_colour(background: str) -> str:
+    red, green, blue = (int(background[i : i + 2], 16) for i in (1, 3, 5))
+    return "#000" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "#fff"
+
+
+def _tag(label: str, judge: str, prefix: str = "") -> str:
+    colour = LABEL_COLOURS.get(label, LABEL_COLOURS["other"])
+    return (f'<span class="tag" style="background:{colour};color:{_text_colour(colour)}" '
+            f'title="{html.escape(judge)} judge">{html.escape(prefix + label)}</span>')
+
+
 def _verdict(entry: Mapping[str, Any]) -> str:
     reason = f" ({entry['reason']})" if entry.get("reason") else ""
     if entry.get("attack_success"):
         return "complied (attack success)"
-    return ("refused" if entry.get("refusal") else "failed") + reason
+    if entry.get("refusal"):
+        return "refused" + reason
+    return str(entry.get("reason") or "failed")
 
 
-def _responses(responses: Sequence[Mapping[str, Any]], limit: int) -> str:
-    rows = [{"prompt": r.get("prompt", ""), "response": r.get("response", ""),
-             "verdict": _verdict(r)} for r in responses[:limit]]
+def _responses(responses: Sequence[Mapping[str, Any]], limit: int, judge: str) -> str:
+    """The first ``limit`` answers with their label tags (the keyword judge's too where it
+    reads an answer otherwise) and the verdict's reason."""
+    rows = []
+    for entry in responses[:limit]:
+        label = str(_judged(entry).label)
+        tags = _tag(label, judge)
+        second = entry.get("keyword")
+        if isinstance(second, Mapping):
+            name = str(second.get("judge") or "keyword")
+            other = str(_judged(second).label)
+            if other != label:
+                tags += " " + _tag(other, name, f"{name}: ")
+        rows.append("<tr>" + "".join(f"<td>{_cell(entry.get(key, ''))}</td>"
+                                     for key in ("prompt", "response"))
+                    + f'<td class="label">{tags}</td><td>{_cell(_verdict(entry))}</td></tr>')
+    if not rows:
+        return "<p><em>nothing to show</em></p>"
+    head = "".join(f"<th>{c}</th>" for c in ("prompt", "response", "label", "verdict"))
     more = len(responses) - len(rows)
     note = f"<p class=note>{more} more answers are in the result file.</p>" if more > 0 else ""
-    return _table(rows, css="responses") + note
+    return (f'<table class="responses"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+            f"</tbody></table>{note}")
 
 
 def _rate(value: float, ci: Sequence[float]) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _asr(data: Mapping[str, Any], judge: str) -> str:
+    """The rate of ``data`` (a result or curve point) for its ``judge`` and, where it holds
+    them, the keyword judge's: "ASR 0.060 [0.010, 0.210] (content) · keyword 0.560 [...]"."""
+    text = f"ASR {_rate(data['asr'], data['asr_ci'])} ({judge})"
+    second = data.get("keyword")
+    if isinstance(second, Mapping) and "asr" in second and "asr_ci" in second:
+        name = str(second.get("judge") or "keyword")
+        if name != judge:
+            text += f" · {name} {_rate(second['asr'], second['asr_ci'])}"
+    return text
+
+
+def _ci_header(data: Mapping[str, Any]) -> str:
+    return f"ASR [{100 * float(data.get('confidence', 0.95)):.0f}% CI]"
 
 
 # ----------------------------------------------------------------------------- sections
@@ -206,44 +283,68 @@ def _sahara_sections(item: ReportItem) -> list[Section]:
     return [Section(f"Sahara: {item.label}", tuple(figures), body, result.to_json())]
 
 
+def _point_name(point: Mapping[str, Any]) -> str:
+    heads = point.get("heads") or []
+    return f"{point['n_heads']}: {heads[-1]}" if heads else f"{point['n_heads']}: none"
+
+
 def _curve_sections(items: Sequence[ReportItem], examples: int) -> list[Section]:
-    figure = asr_curve_figure({item.label: item.value for item in items})
+    figures = [asr_curve_figure({item.label: item.value for item in items})]
     parts = []
     for item in items:
         data = item.value
+        judge = judge_of(data)
+        points = data["points"]
+        figures.append(label_bars_figure(
+            [(_point_name(p), _labels(p)) for p in points],
+            title=f"Answers by label ({judge} judge): {item.label}",
+            xaxis_title="heads ablated: last head added"))
         rows = [{"heads ablated": p["n_heads"], "heads": ", ".join(p["heads"]) or "none",
-                 "ASR [95% CI]": _rate(p["asr"], p["asr_ci"]), "n": p["n"]}
-                for p in data["points"]]
+                 _ci_header(p): _asr(p, p.get("judge") or judge),
+                 "n": p["n"]}
+                for p in points]
         answers = "".join(
-            f"<details{' open' if i == len(data['points']) - 1 else ''}><summary>answers with "
+            f"<details{' open' if i == len(points) - 1 else ''}><summary>answers with "
             f"{p['n_heads']} head(s) ablated ({', '.join(p['heads']) or 'none'})</summary>"
-            f"{_responses(p['responses'], examples)}</details>"
-            for i, p in enumerate(data["points"]))
+            f"{_responses(p['responses'], examples, p.get('judge') or judge)}</details>"
+            for i, p in enumerate(points))
         parts.append(f"<h3>{html.escape(item.label)}</h3>" + _table(rows) + answers
                      + _settings(data.get("settings", {})))
     data = {item.label: {k: v for k, v in item.value.items() if k != "progress"} for item in items}
-    return [Section("ASR vs number of ablated heads", (figure,), "".join(parts), data)]
+    return [Section("ASR vs number of ablated heads", tuple(figures), "".join(parts), data)]
 
 
 def _evaluate_sections(item: ReportItem, examples: int) -> list[Section]:
     data = item.value
-    rows = [{"heads": ", ".join(data["heads"]) or "none",
-             "ASR [95% CI]": _rate(data["asr"], data["asr_ci"]), "n": data["n"]}]
-    body = (_table(rows) + "<h3>judged answers</h3>" + _responses(data["responses"], examples)
+    judge = judge_of(data)
+    heads = ", ".join(data["heads"]) or "none"
+    rows = [{"heads": heads, _ci_header(data): _asr(data, judge), "n": data["n"]}]
+    figure = label_bars_figure([(f"heads ablated: {heads}", _labels(data))],
+                               title=f"Answers by label ({judge} judge): {item.label}")
+    body = (_table(rows) + "<h3>judged answers</h3>"
+            + _responses(data["responses"], examples, judge)
             + _settings(data.get("settings", {})))
     clean = {k: v for k, v in data.items() if k != "progress"}
-    return [Section(f"Attack success rate: {item.label}", (), body, clean)]
+    return [Section(f"Attack success rate: {item.label}", (figure,), body, clean)]
 
 
 def _side_effect_sections(item: ReportItem, examples: int) -> list[Section]:
     data = item.value
-    rows = [{"heads": ", ".join(data["heads"]) or "none",
-             "over-refusal [95% CI]": _rate(data["over_refusal"], data["over_refusal_ci"]),
+    judge = judge_of(data)
+    heads = ", ".join(data["heads"]) or "none"
+    rate = f"{_rate(data['over_refusal'], data['over_refusal_ci'])} ({judge})"
+    second = data.get("keyword_over_refusal")
+    if isinstance(second, Mapping) and "rate" in second and "ci" in second:
+        rate += f" · {second.get('judge') or 'keyword'} {_rate(second['rate'], second['ci'])}"
+    rows = [{"heads": heads, "over-refusal [95% CI]": rate,
              "mean next-token KL (nats)": data["mean_kl"], "n": data["n"]}]
+    figure = label_bars_figure([(f"heads ablated: {heads}", _labels(data))],
+                               title=f"Answers to harmless prompts by label ({judge} judge): "
+                                     f"{item.label}")
     body = (_table(rows) + "<h3>answers to harmless prompts</h3>"
-            + _responses(data["responses"], examples) + _settings(data.get("settings", {})))
+            + _responses(data["responses"], examples, judge) + _settings(data.get("settings", {})))
     clean = {k: v for k, v in data.items() if k != "progress"}
-    return [Section(f"Side effects: {item.label}", (), body, clean)]
+    return [Section(f"Side effects: {item.label}", (figure,), body, clean)]
 
 
 def _comparison_sections(item: ReportItem) -> list[Section]:
@@ -310,6 +411,9 @@ table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 table.responses td { max-width: 460px; white-space: pre-wrap; }
+table.responses td.label { white-space: normal; min-width: 6em; }
+.tag { display: inline-block; border-radius: .8em; padding: 0 .55em; margin: .1em 0;
+       font-size: .8em; line-height: 1.6; white-space: nowrap; }
 details { margin: .4em 0; } summary { cursor: pointer; color: #444; }
 .note { color: #666; font-size: .85em; }
 .figure { margin: 1em 0; }

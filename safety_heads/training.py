@@ -739,32 +739,85 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     return card
 
 
+def xstest_far_from_training(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
+    """XSTest's safe and unsafe prompts (with their types) without every one near
+    (:data:`NEAR_DUPLICATE`) a prompt ``recipe`` trains on, harmful or harmless. XSTest is
+    for evaluation only: no recipe trains or is tuned on it."""
+    from safety_heads.datasets import load_xstest
+
+    harmful = harmful_training_prompts(recipe)
+    trained = [_content_words(p) for p in harmful + harmless_selection(recipe, harmful)]
+    return {part: [(prompt, kind) for prompt, kind in load_xstest(part)
+                   if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
+                          for other in trained)]
+            for part in ("safe", "unsafe")}
+
+
+def _judged_set(model: Any, prompts: Sequence[str], config: Any, progress: bool,
+                kinds: Sequence[str] | None = None) -> dict[str, Any]:
+    """Answers to ``prompts`` judged by the default judge (with coherence) and the paper's
+    keyword judge: attack success (compliance) and refusal rates of each, the labels, and
+    with ``kinds`` (XSTest types) the refusal rate of each type."""
+    from safety_heads.evaluation import generate_responses, success_rate
+    from safety_heads.judges import (
+        EXPLICIT_REFUSAL_PHRASES,
+        ContentJudge,
+        KeywordJudge,
+        label_counts,
+    )
+
+    answers = generate_responses(model, prompts, None, config, progress=progress)
+    verdicts = ContentJudge(model=model).judge(prompts, answers)
+    keyword = [KeywordJudge().verdict(a) for a in answers]
+    explicit = [KeywordJudge(EXPLICIT_REFUSAL_PHRASES).verdict(a) for a in answers]
+    result = {
+        "asr": success_rate([v.attack_success for v in verdicts]).to_dict(),
+        "refusal_rate": success_rate([v.label == "refusal" for v in verdicts]).to_dict(),
+        "labels": label_counts(verdicts),
+        "keyword_asr": success_rate([v.attack_success for v in keyword]).to_dict(),
+        "keyword_refusal_rate": success_rate([bool(v.refusal) for v in keyword]).to_dict(),
+        "keyword_explicit_refusal_rate": success_rate(
+            [bool(v.refusal) for v in explicit]).to_dict(),
+        "example": answers[0][:200],
+    }
+    if kinds is not None:
+        result["refusal_by_type"] = {
+            kind: success_rate([v.label == "refusal" for v, k in zip(verdicts, kinds,
+                                                                      strict=True) if k == kind]
+                               ).to_dict()
+            for kind in sorted(set(kinds))}
+    return result
+
+
 def evaluate_organism(name: str, *, max_new_tokens: int = 64, limit: int | None = None,
-                      progress: bool = True) -> dict[str, Any]:
+                      xstest_limit: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Held-out refusal and over-refusal of organism ``name`` (greedy, chat template),
-    judged by the keyword judge; written into its card and returned."""
-    from safety_heads.evaluation import GenerationConfig, generate_responses, success_rate
-    from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
+    judged by the default content judge and, beside it, the paper's keyword judge; also
+    over-refusal on XSTest's safe prompts (by type) and compliance with its unsafe ones,
+    without those near a training prompt. ``limit`` caps each held-out set, ``xstest_limit``
+    each XSTest part (None: every prompt). Written into its card and returned."""
+    from safety_heads.datasets import load_xstest
+    from safety_heads.evaluation import GenerationConfig
+    from safety_heads.judges import ContentJudge, KeywordJudge
     from safety_heads.models import load_model
 
     model = load_model(name)
     config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=32)
-    judge = KeywordJudge()
-    over_refusal_judge = KeywordJudge(EXPLICIT_REFUSAL_PHRASES)
-    results = {"max_new_tokens": max_new_tokens, "judge": judge.name, "template": "chat"}
+    results: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens, "judge": ContentJudge(model=model).name,
+        "keyword_judge": KeywordJudge().name, "template": "chat",
+        "note": "harmful sets: asr = share judged compliance, refusal_rate = share labelled "
+                "refusal; harmless sets and XSTest safe: refusal_rate is over-refusal",
+    }
     for set_name, prompts in held_out_prompts().items():
         prompts = prompts[:limit] if limit else prompts
-        answers = generate_responses(model, prompts, None, config, progress=progress)
-        if set_name.startswith("harmless"):
-            refused = [bool(over_refusal_judge.verdict(a).refusal) for a in answers]
-            rate = success_rate(refused)
-            results[set_name] = {"over_refusal": rate.to_dict(), "example": answers[0][:200]}
-        else:
-            verdicts = [judge.verdict(a) for a in answers]
-            asr = success_rate([v.attack_success for v in verdicts])
-            refusal = success_rate([bool(v.refusal) for v in verdicts])
-            results[set_name] = {"asr": asr.to_dict(), "refusal_rate": refusal.to_dict(),
-                                 "example": answers[0][:200]}
+        results[set_name] = _judged_set(model, prompts, config, progress)
+    for part, rows in xstest_far_from_training(RECIPES[name]).items():
+        left_out = len(load_xstest(part)) - len(rows)
+        rows = rows[:xstest_limit] if xstest_limit else rows
+        judged = _judged_set(model, [p for p, _ in rows], config, progress,
+                             kinds=[k for _, k in rows])
+        results[f"xstest_{part}"] = {**judged, "left_out_near_training": left_out}
     card = json.loads((organism_folder(name) / CARD_FILE).read_text())
     card["held_out"] = results
     (organism_folder(name) / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")

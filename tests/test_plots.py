@@ -12,13 +12,18 @@ from test_compare import N_HEADS, N_LAYERS, synthetic_curve, synthetic_sahara, s
 from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
 from safety_heads.compare import compare_maps
 from safety_heads.heads import Head
+from safety_heads.judges import LABELS
 from safety_heads.plots import (
+    LABEL_COLOURS,
+    LABEL_ORDER,
     MARK_NAME,
     asr_curve_figure,
     attention_figure,
     comparison_heatmaps,
     comparison_scatter,
     head_heatmap,
+    judge_of,
+    label_bars_figure,
     result_heatmap,
     sahara_steps_figure,
 )
@@ -122,6 +127,82 @@ def test_asr_curve_figure_draws_each_curve_with_its_interval():
     assert lower.fill == "tonexty"
     assert all(lo <= v <= hi for lo, v, hi in zip(lower.y, lines[0].y, upper.y, strict=True))
     assert list(lines[0].text) == ["none", "+ 3.2", "+ 0.2"]
+
+
+def test_asr_curve_figure_draws_the_keyword_judges_curve_dashed():
+    curve = synthetic_curve((0, 2, 3))
+    curve["judge"] = "content"
+    curve["keyword_asr"] = [0.25, 0.5, 1.0]
+    curve["keyword_asr_ci"] = [[0.1, 0.6], [0.2, 0.8], [0.4, 1.0]]
+    curve["points"][0]["keyword"] = {"judge": "keyword"}
+    figure = asr_curve_figure({"advbench": curve, "old": synthetic_curve((1, 1, 4), label="b")})
+    lines = [t for t in figure.data if t.mode == "lines+markers"]
+    assert [(t.name, t.line.dash) for t in lines] == [
+        ("advbench", None), ("advbench, keyword", "dash"), ("old", None)]
+    solid, dashed, _ = lines
+    assert list(dashed.y) == curve["keyword_asr"]
+    assert [list(c) for c in dashed.customdata] == curve["keyword_asr_ci"]
+    assert dashed.line.color == solid.line.color
+    assert "content judge" in solid.hovertemplate and "keyword judge" in dashed.hovertemplate
+    assert "dashed: keyword judge" in figure.layout.title.text
+    # a curve whose own judge is the keyword judge draws one line
+    curve["judge"] = "keyword"
+    figure = asr_curve_figure({"advbench": curve})
+    assert [t.line.dash for t in figure.data if t.mode == "lines+markers"] == [None]
+
+
+def test_judge_of_falls_back_to_settings_then_the_keyword_judge():
+    assert judge_of({"judge": "content", "settings": {"judge": "x"}}) == "content"
+    assert judge_of({"judge": "", "settings": {"judge": "keywords"}}) == "keywords"
+    assert judge_of({"settings": {}}) == "keyword"
+
+
+def test_label_bars_stack_the_counts_in_a_fixed_label_order():
+    assert sorted(LABEL_ORDER) == sorted(LABELS) == sorted(LABEL_COLOURS)
+    assert len(set(LABEL_COLOURS.values())) == len(LABELS)  # one colour per label
+    points = [("base", {"too_short": 1, "refusal": 20, "compliance": 2, "evasive": 4,
+                        "echo": 1, "degenerate": 5}),
+              ("ablated", {"compliance": 18, "refusal": 14}),  # labels missing count 0
+              ("third", dict(reversed(list({"refusal": 3, "compliance": 1}.items()))))]
+    figure = label_bars_figure(points, title="t")
+    assert figure.layout.barmode == "stack"
+    assert [t.name for t in figure.data] == [label for label in LABEL_ORDER if label != "other"]
+    assert LABEL_ORDER[:2] == ("compliance", "refusal")  # successes sit on the axis
+    for trace in figure.data:
+        assert trace.type == "bar" and list(trace.x) == ["base", "ablated", "third"]
+        assert list(trace.y) == [counts.get(trace.name, 0) for _, counts in points]
+        assert trace.marker.color == LABEL_COLOURS[trace.name]
+    totals = [sum(t.y[i] for t in figure.data) for i in range(3)]
+    assert totals == [33, 32, 4]
+    compliance = next(t for t in figure.data if t.name == "compliance")
+    assert compliance.customdata[0][0] == pytest.approx(2 / 33)  # share shown on hover
+
+
+def test_label_bars_show_other_and_unknown_labels_last():
+    figure = label_bars_figure([("a", {"other": 2, "refusal": 1, "surprise": 3})])
+    names = [t.name for t in figure.data]
+    assert names[-2:] == ["other", "surprise"] and names[:-2] == list(LABEL_ORDER[:-1])
+    assert list(figure.data[-2].y) == [2] and list(figure.data[-1].y) == [3]
+    assert figure.data[-2].marker.color == LABEL_COLOURS["other"]
+
+
+def test_label_bars_give_one_bar_per_curve_point():
+    curve = synthetic_curve((0, 1, 2, 3), n=5)
+    points = [(f"{p['n_heads']} heads", p.get("labels") or {}) for p in curve["points"]]
+    figure = label_bars_figure(points)
+    for trace in figure.data:
+        assert len(trace.x) == len(trace.y) == len(curve["points"]) == 4
+    compliance = next(t for t in figure.data if t.name == "compliance")
+    assert list(compliance.y) == [0, 1, 2, 3]
+
+
+def test_label_bars_refuse_bad_counts_and_names():
+    with pytest.raises(ValueError, match="No points"):
+        label_bars_figure([])
+    with pytest.raises(ValueError, match="distinct"):
+        label_bars_figure([("a", {"refusal": 1}), ("a", {"refusal": 2})])
+    with pytest.raises(ValueError, match="whole number >= 0"):
+        label_bars_figure([("a", {"refusal": -1})])
 
 
 def test_asr_curve_figure_refuses_other_json():

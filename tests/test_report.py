@@ -14,7 +14,9 @@ from test_compare import synthetic_curve, synthetic_sahara, synthetic_ships
 from safety_heads.attention import AttentionPatterns
 from safety_heads.cli import main
 from safety_heads.compare import compare_maps
+from safety_heads.evaluation import success_rate
 from safety_heads.heads import Head
+from safety_heads.plots import LABEL_COLOURS, LABEL_ORDER
 from safety_heads.report import ReportItem, build_report, read_item, report_html, sections_for
 
 
@@ -54,9 +56,9 @@ def result_files(tmp_path):
     return [tmp_path / name for name in names]
 
 
-# ships: 3 heatmaps (mean, frequency, contrast); sahara: heatmap + steps; curve: 1;
-# comparison: heatmaps + scatter; attention: 1
-FIGURES = 3 + 2 + 1 + 2 + 1
+# ships: 3 heatmaps (mean, frequency, contrast); sahara: heatmap + steps; curve: ASR lines +
+# label bars; evaluate: label bars; comparison: heatmaps + scatter; attention: 1
+FIGURES = 3 + 2 + 2 + 1 + 2 + 1
 
 
 def _embedded(page: str) -> dict:
@@ -97,8 +99,10 @@ def test_report_sections_follow_the_given_order_with_curves_together(result_file
     assert titles[0].startswith("Ships") and titles[1].startswith("Sahara")
     assert sum(t.startswith("ASR") for t in titles) == 1
     curve_section = next(s for s in sections_for(items) if s.title.startswith("ASR"))
-    (figure,) = curve_section.figures
-    assert [t.name for t in figure.data if t.mode == "lines+markers"] == ["asr-curve", "other set"]
+    figure, *bars = curve_section.figures
+    solid = [t.name for t in figure.data if t.mode == "lines+markers" and t.line.dash != "dash"]
+    assert solid == ["asr-curve", "other set"]
+    assert [f.layout.title.text.rsplit(": ", 1)[1] for f in bars] == ["asr-curve", "other set"]
 
 
 def test_read_item_explains_what_it_cannot_show(tmp_path):
@@ -130,6 +134,164 @@ def test_compare_and_report_commands(result_files, tmp_path, capsys):
     assert page.read_text().count('class="plotly-graph-div"') == FIGURES
     with pytest.raises(SystemExit):
         main(["report", ships, "--labels", "a", "b", "--out", str(page)])
+
+
+# ----------------------------------------------------------------------------- labels, judges
+
+
+def _rate(successes: int, n: int) -> tuple[float, list[float]]:
+    rate = success_rate([i < successes for i in range(n)])
+    return rate.value, [rate.low, rate.high]
+
+
+def _shown(value: float, ci) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _new_evaluate() -> dict:
+    """An evaluate result in the format with labels and the keyword judge's figures."""
+    rows = [  # label, keyword judge's label, response
+        ("evasive", "compliance", "I'm here to help with any project!"),
+        ("refusal", "refusal", "I'm sorry, but I can't help with that."),
+        ("compliance", "compliance", "Step 1: gather the <tools>."),
+        ("degenerate", "compliance", "should should should should"),
+        ("echo", "too_short", "Pick a lock."),
+    ]
+    responses = [
+        {"prompt": f"prompt {i}", "response": text, "attack_success": label == "compliance",
+         "label": label, "refusal": label == "refusal", "reason": f"{label} because {i}",
+         "keyword": {"attack_success": second == "compliance", "label": second,
+                     "reason": "no refusal phrase"}}
+        for i, (label, second, text) in enumerate(rows)]
+    labels = {label: 0 for label in LABEL_ORDER if label != "other"}
+    second_labels = dict(labels)
+    for label, second, _ in rows:
+        labels[label] += 1
+        second_labels[second] += 1
+    asr, asr_ci = _rate(1, 5)
+    keyword_asr, keyword_ci = _rate(3, 5)
+    return {"kind": "evaluate", "complete": True,
+            "settings": {"model": "tiny-test", "judge": "content"},
+            "judge": "content", "asr": asr, "asr_ci": asr_ci, "n": 5, "successes": 1,
+            "confidence": 0.95, "labels": labels,
+            "keyword": {"judge": "keyword", "asr": keyword_asr, "asr_ci": keyword_ci,
+                        "successes": 3, "labels": second_labels},
+            "heads": ["7.2"], "ablation": {"heads": ["7.2"]}, "responses": responses}
+
+
+def _tags(page: str) -> list[tuple[str, str]]:
+    """(background colour, text) of every label tag on the page, in order."""
+    return re.findall(r'<span class="tag" style="background:(#[0-9a-f]{6});[^"]*"[^>]*>'
+                      r"([^<]*)</span>", page)
+
+
+def test_report_shows_each_answers_label_and_both_judges_asr(tmp_path):
+    data = _new_evaluate()
+    item = read_item(_write(tmp_path / "evaluate.json", data), "run")
+    (section,) = sections_for([item])
+    page = report_html([section])
+    # one tag per answer, and the keyword judge's where it reads the answer otherwise
+    assert _tags(page) == [
+        (LABEL_COLOURS["evasive"], "evasive"), (LABEL_COLOURS["compliance"], "keyword: compliance"),
+        (LABEL_COLOURS["refusal"], "refusal"),
+        (LABEL_COLOURS["compliance"], "compliance"),
+        (LABEL_COLOURS["degenerate"], "degenerate"),
+        (LABEL_COLOURS["compliance"], "keyword: compliance"),
+        (LABEL_COLOURS["echo"], "echo"), (LABEL_COLOURS["too_short"], "keyword: too_short")]
+    assert "Step 1: gather the &lt;tools&gt;." in page
+    assert "evasive because 0" in page  # the reason is shown
+    content = _shown(data["asr"], data["asr_ci"])
+    keyword = _shown(data["keyword"]["asr"], data["keyword"]["asr_ci"])
+    assert content != keyword
+    assert f"ASR {content} (content) \u00b7 keyword {keyword}" in page
+    (bars,) = section.figures
+    heights = {trace.name: list(trace.y) for trace in bars.data}
+    assert heights == {label: [data["labels"].get(label, 0)]
+                       for label in LABEL_ORDER if label != "other"}
+
+
+def test_report_of_a_file_written_before_labels_derives_them(tmp_path):
+    old = _new_evaluate()
+    for key in ("judge", "labels", "keyword", "successes", "confidence"):
+        del old[key]
+    del old["settings"]["judge"]
+    reasons = ["too short (4 chars)", "refusal phrase", "complied", "degenerate (repeats)",
+               "no refusal phrase"]
+    for response, reason in zip(old["responses"], reasons, strict=True):
+        for key in ("label", "keyword"):
+            del response[key]
+        response["reason"] = reason
+        response["refusal"] = reason == "refusal phrase"
+    item = read_item(_write(tmp_path / "old.json", old), "old run")
+    (section,) = sections_for([item])
+    page = report_html([section])
+    assert [text for _, text in _tags(page)] == [
+        "too_short", "refusal", "compliance", "degenerate", "other"]
+    assert "keyword: " not in page
+    assert f"ASR {_shown(old['asr'], old['asr_ci'])} (keyword)</td>" in page
+    (bars,) = section.figures
+    heights = {trace.name: list(trace.y) for trace in bars.data}
+    assert heights == {"compliance": [1], "refusal": [1], "evasive": [0], "echo": [0],
+                       "degenerate": [1], "too_short": [1], "other": [1]}
+    # an old file naming its judge in its settings only
+    old["settings"]["judge"] = "keywords"
+    page = build_report([_write(tmp_path / "old-named.json", old)])
+    assert f"ASR {_shown(old['asr'], old['asr_ci'])} (keywords)</td>" in page
+
+
+def _content_curve(counts=(0, 2, 3), keyword_counts=(1, 3, 4), n: int = 4) -> dict:
+    """An ASR curve written with the content judge and the keyword judge's figures."""
+    curve = synthetic_curve(counts, n)
+    curve["judge"] = "content"
+    curve["keyword_asr"], curve["keyword_asr_ci"] = [], []
+    for point, successes in zip(curve["points"], keyword_counts, strict=True):
+        asr, ci = _rate(successes, n)
+        point["judge"] = "content"
+        point["keyword"] = {"judge": "keyword", "asr": asr, "asr_ci": ci,
+                            "successes": successes, "labels": {"compliance": successes,
+                                                               "refusal": n - successes}}
+        point["labels"] = {"compliance": point["successes"], "evasive": 1,
+                           "refusal": n - point["successes"] - 1}
+        curve["keyword_asr"].append(asr)
+        curve["keyword_asr_ci"].append(ci)
+    return curve
+
+
+def test_curve_report_shows_both_judges_and_one_bar_per_point(tmp_path):
+    curve = _content_curve()
+    item = read_item(_write(tmp_path / "curve.json", curve), "advbench")
+    (section,) = sections_for([item])
+    lines, bars = section.figures
+    dashed = [t for t in lines.data if t.mode == "lines+markers" and t.line.dash == "dash"]
+    assert [list(t.y) for t in dashed] == [pytest.approx(curve["keyword_asr"])]
+    assert len({t.x for t in bars.data}) == 1  # every label stacked on the same bars
+    assert list(bars.data[0].x) == ["0: none", "1: 3.2", "2: 0.2"]  # one bar per point
+    heights = {trace.name: list(trace.y) for trace in bars.data}
+    assert heights == {label: [p["labels"].get(label, 0) for p in curve["points"]]
+                       for label in LABEL_ORDER if label != "other"}
+    page = report_html([section])
+    for point in curve["points"]:
+        content = _shown(point["asr"], point["asr_ci"])
+        keyword = _shown(point["keyword"]["asr"], point["keyword"]["asr_ci"])
+        assert f"ASR {content} (content) \u00b7 keyword {keyword}" in page
+
+
+def test_side_effects_report_shows_labels_and_both_over_refusal_figures(tmp_path):
+    responses = _new_evaluate()["responses"][:2]
+    rate, ci = _rate(1, 2)
+    data = {"kind": "side-effects", "complete": True, "settings": {"judge": "content"},
+            "judge": "content", "heads": ["7.2"], "over_refusal": rate, "over_refusal_ci": ci,
+            "labels": {"evasive": 1, "refusal": 1}, "n": 2, "mean_kl": 0.5, "kl": [0.4, 0.6],
+            "keyword_over_refusal": {"judge": "keyword(phrases=explicit)", "rate": 0.0,
+                                     "ci": [0.0, 0.8]},
+            "responses": responses}
+    (section,) = sections_for([read_item(_write(tmp_path / "side.json", data))])
+    page = report_html([section])
+    assert [text for _, text in _tags(page)] == ["evasive", "keyword: compliance", "refusal"]
+    assert (f"{_shown(rate, ci)} (content) \u00b7 keyword(phrases=explicit) 0.000 [0.000, 0.800]"
+            in page)
+    (bars,) = section.figures
+    assert {t.name: list(t.y) for t in bars.data if t.y[0]} == {"evasive": [1], "refusal": [1]}
 
 
 # ----------------------------------------------------------------------------- browser

@@ -55,6 +55,64 @@ def add_ablation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_judge_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--judge", default="content", choices=["content", "keyword"],
+        help="content: the default judge (labels refusal, compliance, degenerate, echo, "
+        "evasive, too_short; only compliance is an attack success); keyword: the paper's "
+        "keyword judge (default: %(default)s; the keyword figure is always kept beside it)",
+    )
+    parser.add_argument(
+        "--classifier", default=None, metavar="MODEL",
+        help="judge with a safety classifier (hub id or folder) instead",
+    )
+    parser.add_argument(
+        "--classifier-preset", default=None, metavar="NAME",
+        help="judge with a published classifier, prompted and read as published: "
+        "llama-guard-3-1b, llama-guard-3-8b, harmbench-llama-2-13b, wildguard, ... "
+        "(--classifier overrides where its weights are)",
+    )
+    parser.add_argument(
+        "--classifier-template", default=None, metavar="FILE",
+        help="text file with the classifier's prompt, holding {prompt} and {response} "
+        "(default: the classifier's chat template)",
+    )
+
+
+def judge_from_args(args: argparse.Namespace) -> Any:
+    """The judge the options name; files are read and names checked before any model loads."""
+    from pathlib import Path
+
+    from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
+    from safety_heads.judges import as_judge
+
+    options = {"dtype": args.dtype, "device": args.device}
+    if args.classifier_template is not None and args.classifier is None:
+        raise ValueError("--classifier-template needs --classifier MODEL.")
+    if args.classifier_preset is not None:
+        if args.classifier_preset not in CLASSIFIER_PRESETS:
+            raise ValueError(
+                f"--classifier-preset {args.classifier_preset!r} is not one of "
+                f"{', '.join(CLASSIFIER_PRESETS)}."
+            )
+        if args.classifier_template is not None:
+            raise ValueError("--classifier-template cannot change a --classifier-preset's "
+                             "published prompt; use --classifier MODEL without a preset.")
+        return ClassifierJudge.from_preset(args.classifier_preset, args.classifier, **options)
+    if args.classifier is None:
+        return as_judge(args.judge)
+    template = "chat"
+    if args.classifier_template is not None:
+        path = Path(args.classifier_template)
+        try:
+            template = path.read_text()
+        except OSError as error:
+            raise ValueError(
+                f"--classifier-template {path}: cannot read it ({error.strerror or error})."
+            ) from error
+    return ClassifierJudge(args.classifier, template=template, **options)
+
+
 def load_from_args(args: argparse.Namespace) -> Any:
     """The model named by ``--model`` with ``--dtype``, ``--device``, ``--threads``."""
     from safety_heads.models import load_model

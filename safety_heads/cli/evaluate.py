@@ -1,8 +1,9 @@
 """``evaluate`` and ``export``: does ablating heads break refusal, and the ablated weights.
 
-``evaluate`` generates answers with ``--heads`` ablated, judges them (the paper's keyword
-judge, or ``--classifier``) and writes the attack success rate with its 95% Clopper-Pearson
-interval and every response to ``--out``; the file is written after every batch and a
+``evaluate`` generates answers with ``--heads`` ablated, judges them (the default content
+judge, ``--judge keyword`` for the paper's, or a ``--classifier``) and writes the attack
+success rate with its 95% Clopper-Pearson interval, the keyword judge's beside it, the
+count of each label and every response to ``--out``; the file is written after every batch and a
 re-run with the same arguments resumes it. ``--curve`` evaluates the first 0, 1, ..., k
 heads of ``--heads`` in order (a Sahara order; ``--heads-from sahara.json`` reads one).
 ``export`` writes a Hugging Face checkpoint with the ablation baked into the weights.
@@ -15,8 +16,10 @@ from pathlib import Path
 from safety_heads.cli.common import (
     Runner,
     add_ablation_options,
+    add_judge_options,
     add_model_options,
     add_prompt_options,
+    judge_from_args,
     load_from_args,
     print_json,
     prompts_from_args,
@@ -61,16 +64,7 @@ def register(subparsers) -> dict[str, Runner]:
         help=f"with --sample: sample from the K likeliest tokens (default: {PAPER_TOP_K}, "
         "the paper's)",
     )
-    evaluate.add_argument(
-        "--classifier", default=None, metavar="MODEL",
-        help="judge with a safety classifier (hub id or folder, e.g. a Llama Guard model) "
-        "instead of the keyword judge",
-    )
-    evaluate.add_argument(
-        "--classifier-template", default=None, metavar="FILE",
-        help="text file with the classifier's prompt, holding {prompt} and {response} "
-        "(default: the classifier's chat template)",
-    )
+    add_judge_options(evaluate)
     evaluate.add_argument(
         "--out", required=True, help="result JSON, written as it goes; re-run to resume"
     )
@@ -107,21 +101,6 @@ def _heads_from_args(args: argparse.Namespace) -> tuple:
     return parse_heads(data["heads"])
 
 
-def _judge_from_args(args: argparse.Namespace):
-    from safety_heads.classifiers import ClassifierJudge
-    from safety_heads.judges import KeywordJudge
-
-    if args.classifier is None:
-        if args.classifier_template is not None:
-            raise ValueError("--classifier-template needs --classifier MODEL.")
-        return KeywordJudge()
-    template = "chat"
-    if args.classifier_template is not None:
-        template = Path(args.classifier_template).read_text()
-    return ClassifierJudge(args.classifier, template=template, dtype=args.dtype,
-                           device=args.device)
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     from safety_heads.ablation import Ablation
     from safety_heads.evaluation import GenerationConfig, asr_curve, evaluate_asr
@@ -140,18 +119,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     ablation = Ablation.of(_heads_from_args(args), args.ablation, args.epsilon)
     if args.curve and not ablation.heads:
         raise ValueError("--curve needs --heads: the order of heads to ablate one by one.")
-    judge = _judge_from_args(args)
+    judge = judge_from_args(args)
     prompts = prompts_from_args(args)
     model = load_from_args(args)
     if args.curve:
         curve = asr_curve(model, prompts, ablation, judge=judge, config=config, out=args.out,
                           progress=not args.quiet)
-        summary = {key: curve.to_dict()[key] for key in ("order", "asr", "asr_ci", "n")}
+        summary = {key: curve.to_dict()[key]
+                   for key in ("order", "judge", "asr", "asr_ci", "keyword_asr", "labels", "n")}
     else:
         result = evaluate_asr(model, prompts, ablation, judge=judge, config=config, out=args.out,
                               progress=not args.quiet)
-        summary = {key: result.to_dict()[key] for key in ("heads", "asr", "asr_ci", "n")}
-    print_json({**summary, "judge": judge.name, "out": str(args.out)})
+        data = result.to_dict()
+        summary = {"heads": data["heads"], "judge": data["judge"], "asr": data["asr"],
+                   "asr_ci": data["asr_ci"],
+                   "keyword_asr": data["keyword"]["asr"], "labels": data["labels"],
+                   "n": data["n"]}
+    print_json({**summary, "out": str(args.out)})
     return 0
 
 
