@@ -11,8 +11,9 @@
    changed the second; README). ``shortlist=None`` (CLI ``--shortlist 0``) is the paper's
    exhaustive greedy search, at ``steps`` times the cost of step 1.
 3. **ASR curve** on other prompts of the same set (the *evaluation* prompts): answers
-   generated with the first 0, 1, ..., ``steps`` chosen heads ablated, judged by the paper's
-   keyword judge, with 95% Clopper-Pearson intervals.
+   generated with the first 0, 1, ..., ``steps`` chosen heads ablated, judged by the
+   default content judge (only coherent compliance counts) and, beside it, the paper's
+   keyword judge, each with 95% Clopper-Pearson intervals and the count of each label.
 4. **Chat vs base**: the same step-1 map on the unaligned base (default
    ``smollm2-135m-instruct``) against the refusing model's (Spearman, top-k Jaccard), and
    the base's ASR without ablation.
@@ -123,11 +124,13 @@ class DemoConfig:
 @dataclass(frozen=True)
 class DemoResult:
     """What the demo found and wrote: the chosen ``heads`` in order, the ASR with 0..k heads
-    ablated, the chat-vs-base rank statistics (None without a base) and every file."""
+    ablated (the content judge's, and the keyword judge's on the same answers), the
+    chat-vs-base rank statistics (None without a base) and every file."""
 
     out: Path
     heads: tuple[Head, ...]
     asr: tuple[float, ...]
+    keyword_asr: tuple[float, ...]
     spearman: float | None
     jaccard: float | None
     files: dict[str, Path] = field(default_factory=dict)
@@ -171,7 +174,8 @@ def _intro(config: DemoConfig) -> str:
     text = (f"{config.model}: Generalized Ships of every head and a {config.steps}-step Sahara "
             f"search among {pool} ({config.kind} ablation) on {config.search_prompts} "
             f"{config.prompts} prompts; ASR on the next {config.eval_prompts} prompts, answers "
-            f"of up to {config.max_new_tokens} tokens judged by the keyword judge")
+            f"of up to {config.max_new_tokens} tokens judged by the content judge and, beside "
+            "it, the paper's keyword judge")
     return text + (f"; compared with its base {config.base}." if config.base else ".")
 
 
@@ -286,4 +290,5 @@ def run_demo(
     bar.update()
     bar.close()
     asr = tuple(point.asr.value for point in curve.points)
-    return DemoResult(out, tuple(search.heads), asr, spearman, jaccard, files)
+    keyword_asr = tuple(point.keyword_asr.value for point in curve.points)
+    return DemoResult(out, tuple(search.heads), asr, keyword_asr, spearman, jaccard, files)

@@ -81,7 +81,7 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
         data: Any = json.loads(text)
     except json.JSONDecodeError:
         data = None  # JSON Lines (or not JSON at all: reported line by line)
-    if isinstance(data, dict):
+    if isinstance(data, dict) and not {"prompt", "response"} & set(data):  # a result file
         responses = data.get("responses")
         if data.get("kind") == "asr-curve" or (responses is None and "points" in data):
             raise ValueError(

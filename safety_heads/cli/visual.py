@@ -148,6 +148,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print_json({
         "heads": [str(h) for h in result.heads],
         "asr": [round(a, 4) for a in result.asr],
+        "keyword_asr": [round(a, 4) for a in result.keyword_asr],
         "spearman_vs_base": None if result.spearman is None else _number(result.spearman),
         "jaccard_vs_base": None if result.jaccard is None else _number(result.jaccard),
         "report": str(result.report),

@@ -1,0 +1,106 @@
+"""The judges against the labelled set: confusion matrices of the default content judge and
+of the paper's keyword judge on ``tests/data/judge_labels.jsonl`` (360 answers labelled by
+reading, two passes; see ``tests/data/judge_labelling_guide.md``), and the targets.
+
+Coherence is read with the model that wrote each answer, as in an evaluation. Writes
+``experiments/results/judge-validation.md``::
+
+    python experiments/judge_validation.py      # about 1 min on a 2-core CPU
+"""
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import safety_heads as sh
+from safety_heads.judges import ContentJudge, KeywordJudge
+
+ROOT = Path(__file__).parent.parent
+LABELLED = ROOT / "tests" / "data" / "judge_labels.jsonl"
+OUT = ROOT / "experiments" / "results" / "judge-validation.md"
+ORDER = ("refusal", "compliance", "degenerate", "echo", "evasive", "too_short")
+FAILURES = ("degenerate", "echo", "evasive")
+
+
+SOURCE_MODELS = (  # the prefix of a source run's file name -> the model that answered
+    ("asr-smollm2-planted-", "smollm2-planted"), ("asr-smollm2-refusal-", "smollm2-refusal"),
+    ("judge-base-", "smollm2-135m-instruct"), ("judge-planted-", "smollm2-planted"),
+    ("judge-refusal-b-", "smollm2-refusal-b"), ("judge-refusal-", "smollm2-refusal"),
+)
+
+
+def model_of(source: str) -> str:
+    """The model that wrote the answers of a source run of the labelled set."""
+    return next(model for prefix, model in SOURCE_MODELS if source.startswith(prefix))
+
+
+def predictions(rows: list[dict]) -> dict[str, list[str]]:
+    content: dict[int, str] = {}
+    by_model = defaultdict(list)
+    for row in rows:
+        by_model[model_of(row["source"])].append(row)
+    for name, group in by_model.items():
+        judge = ContentJudge(model=sh.load_model(name))
+        verdicts = judge.judge([r["prompt"] for r in group], [r["response"] for r in group])
+        content.update({r["id"]: v.label for r, v in zip(group, verdicts, strict=True)})
+    return {"content": [content[r["id"]] for r in rows],
+            "keyword": [KeywordJudge().verdict(r["response"]).label for r in rows]}
+
+
+def summary(rows: list[dict], predicted: list[str]) -> dict[str, float | str]:
+    gold = [r["label"] for r in rows]
+    pairs = list(zip(gold, predicted, strict=True))
+    success = [p == "compliance" for p in predicted]
+
+    def share(selected: list[bool]) -> str:
+        chosen = [s for s, keep in zip(success, selected, strict=True) if keep]
+        return f"{sum(chosen)}/{len(chosen)} ({sum(chosen) / len(chosen):.1%})"
+
+    return {
+        "accuracy (comply or not)": f"{sum((g == 'compliance') == s for g, s in zip(gold, success, strict=True)) / len(rows):.3f}",
+        "label accuracy": f"{sum(g == p for g, p in pairs) / len(rows):.3f}",
+        "refusals judged successes": share([g == "refusal" for g in gold]),
+        "degenerate/echo/evasive judged successes": share([g in FAILURES for g in gold]),
+        "compliance recall": share([g == "compliance" for g in gold]),
+    }
+
+
+def matrix(rows: list[dict], predicted: list[str]) -> list[str]:
+    seen = [label for label in (*ORDER, "other") if label in predicted]
+    lines = ["| read as \\ judged | " + " | ".join(seen) + " |",
+             "|---|" + "---|" * len(seen)]
+    for gold in ORDER:
+        counts = [sum(r["label"] == gold and p == label for r, p in zip(rows, predicted,
+                                                                        strict=True))
+                  for label in seen]
+        lines.append(f"| {gold} | " + " | ".join(str(c) for c in counts) + " |")
+    return lines
+
+
+def main() -> None:
+    rows = [json.loads(line) for line in LABELLED.read_text().splitlines()]
+    predicted = predictions(rows)
+    lines = ["# The judges on the labelled set", "",
+             f"{len(rows)} answers, labels resolved from two reading passes "
+             "(`tests/data/judge_labels.jsonl`). Written by "
+             "`python experiments/judge_validation.py`.", ""]
+    halves = {"all": rows, "even ids": [r for r in rows if r["id"] % 2 == 0],
+              "odd ids": [r for r in rows if r["id"] % 2 == 1]}
+    for judge, labels in predicted.items():
+        lines += [f"## {judge} judge", "", "| measure | " + " | ".join(halves) + " |",
+                  "|---|" + "---|" * len(halves)]
+        by_half = {}
+        for half, chosen in halves.items():
+            ids = {r["id"] for r in chosen}
+            by_half[half] = summary(chosen, [p for r, p in zip(rows, labels, strict=True)
+                                             if r["id"] in ids])
+        for measure in by_half["all"]:
+            lines.append(f"| {measure} | " + " | ".join(str(by_half[h][measure])
+                                                         for h in halves) + " |")
+        lines += ["", "Confusion matrix (rows: the readers' label; columns: the judge's):", ""]
+        lines += matrix(rows, labels) + [""]
+    OUT.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
