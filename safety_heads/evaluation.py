@@ -300,7 +300,7 @@ def _ablation_from(described: dict[str, Any] | None) -> AnyAblation | None:
                if described.get(key) is not None}
     if "per_prompt" in described:
         return PromptAblations(tuple(tuple(row) for row in described["per_prompt"]), **options)
-    return Ablation(tuple(described["heads"]), **options)
+    return Ablation.of(described["heads"], **options)
 
 
 @dataclass(frozen=True)
