@@ -54,7 +54,8 @@ def pairs() -> list[dict[str, str]]:
     """Every distinct (prompt, answer) pair of the pool, with the file it came from."""
     seen = set()
     rows = []
-    for path in sorted(glob.glob(str(RESULTS / "asr-*.json")) + glob.glob(str(RESULTS / "judge-*.json"))):
+    files = glob.glob(str(RESULTS / "asr-*.json")) + glob.glob(str(RESULTS / "judge-*.json"))
+    for path in sorted(files):
         for item in json.loads(Path(path).read_text())["responses"]:
             key = item["response"].strip()
             if key in seen:

@@ -38,7 +38,8 @@ def judged(judge: ContentJudge, pairs: list[tuple[str, str]]) -> dict:
 def sources() -> list[tuple[str, str, list[tuple[str, str]], str]]:
     """(name, model, pairs, what) of every saved set of answers."""
     found = []
-    for path in sorted(glob.glob(str(RESULTS / "asr-*.json")) + glob.glob(str(RESULTS / "side-*.json"))):
+    files = glob.glob(str(RESULTS / "asr-*.json")) + glob.glob(str(RESULTS / "side-*.json"))
+    for path in sorted(files):
         data = json.loads(Path(path).read_text())
         what = "harmless" if data["kind"] == "side-effects" else "harmful"
         found.append((Path(path).stem, data["settings"]["model"],

@@ -7,6 +7,7 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 from safety_heads import plots
 from safety_heads.ablation import Ablation, PromptAblations, ablated, ablation_hooks, heads_mask
 from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
+from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
 from safety_heads.compare import (
     MapComparison,
     compare_maps,
@@ -37,11 +38,10 @@ from safety_heads.evaluation import (
 from safety_heads.export import ExportReport, export_ablated, load_ablated_hf
 from safety_heads.forward import Generation, generate, next_token_logprobs
 from safety_heads.heads import Head, parse_head, parse_heads
-from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
-    REFUSAL_PHRASES,
     LABELS,
+    REFUSAL_PHRASES,
     ContentJudge,
     FunctionJudge,
     Judge,

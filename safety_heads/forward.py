@@ -102,19 +102,22 @@ def generate(
 
 @torch.no_grad()
 def answer_logprobs(
-    model: Any, prompt_texts: Sequence[str], answers: Sequence[str]
+    model: Any, prompt_texts: Sequence[str], answers: Sequence[str],
+    max_answer_tokens: int | None = None,
 ) -> list[Float[Tensor, "answer_pos"]]:  # noqa: F821
     """Log-probability (float32) of each token of each answer after its formatted prompt,
     teacher-forced through the model as it is (no ablation): one forward pass for all.
 
     ``prompt_texts`` are formatted prompts (:meth:`ChatModel.format`); each answer is
-    tokenized on its own and appended. An empty answer gives an empty tensor.
+    tokenized on its own and appended, cut to its first ``max_answer_tokens`` tokens when
+    given. An empty answer gives an empty tensor.
     """
     tokenizer = model.tokenizer
     rows, starts = [], []
     for prompt, answer in zip(prompt_texts, answers, strict=True):
         head = tokenize_prompt(tokenizer, prompt)
         tail = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else []
+        tail = tail[:max_answer_tokens] if max_answer_tokens is not None else tail
         rows.append(head + tail)
         starts.append(len(head))
     width = max(len(row) for row in rows)

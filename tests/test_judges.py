@@ -7,6 +7,7 @@ import pytest
 
 from safety_heads.answer_text import content_words
 from safety_heads.judges import (
+    OPEN_LABELS,
     EXPLICIT_REFUSAL_PHRASES,
     LABELS,
     REFUSAL_PHRASE_NOTES,
@@ -447,10 +448,10 @@ def test_the_model_reads_only_answers_the_text_rules_leave_open(tiny, monkeypatc
     calls: list[int] = []
     original = forward.answer_logprobs
 
-    def counting(model, prompt_texts, answers):
+    def counting(model, prompt_texts, answers, *rest):
         calls.append(len(answers))
         read.extend(answers)
-        return original(model, prompt_texts, answers)
+        return original(model, prompt_texts, answers, *rest)
 
     monkeypatch.setattr(forward, "answer_logprobs", counting)
     passes: list[int] = []
@@ -466,9 +467,8 @@ def test_the_model_reads_only_answers_the_text_rules_leave_open(tiny, monkeypatc
         mixed = CASES
         verdicts = judge.judge([p for _, p, _ in mixed], [r for _, _, r in mixed])
         assert [v.label for v in verdicts] == [label for label, _, _ in mixed]
-        open_answers = [r for label, _, r in mixed
-                        if label in ("echo", "evasive", "compliance")]
-        assert read == open_answers
+        open_answers = [r for label, _, r in mixed if label in OPEN_LABELS]
+        assert sorted(read) == sorted(open_answers)  # read in batches of similar length
         assert calls == [len(open_answers)] and len(passes) == 1
     finally:
         handle.remove()
