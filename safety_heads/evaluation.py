@@ -618,9 +618,10 @@ def asr_curve(
                                     prefix=f"heads-{count}/", keyword=KeywordJudge(),
                                     progress=progress, desc=f"{count} heads")
         rate = success_rate([r.attack_success for r in responses])
-        points.append(AsrResult(step, rate, tuple(responses), checkpoint.settings))
-        logger.info("%d heads ablated: ASR %.3f [%.3f, %.3f]", count, rate.value, rate.low,
-                    rate.high)
+        point = AsrResult(step, rate, tuple(responses), checkpoint.settings)
+        points.append(point)
+        logger.info("%d heads ablated: ASR %.3f [%.3f, %.3f] (%s), keyword ASR %.3f", count,
+                    rate.value, rate.low, rate.high, judge.name, point.keyword_asr.value)
     curve = AsrCurve(ablation, tuple(points), checkpoint.settings)
     checkpoint.finish(curve.to_dict())
     return curve

@@ -74,7 +74,11 @@ from safety_heads.checkpoint import differing_keys
 from safety_heads.datasets import load_prompts
 from safety_heads.heads import parse_heads
 from safety_heads.organisms import (
-    CARD_FILE, ORGANISMS, WEIGHTS_FILE, organism_folder, truncate_lora,
+    CARD_FILE,
+    ORGANISMS,
+    WEIGHTS_FILE,
+    organism_folder,
+    truncate_lora,
 )
 from safety_heads.surgery import decoder_layers
 

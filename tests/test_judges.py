@@ -7,9 +7,9 @@ import pytest
 
 from safety_heads.answer_text import content_words
 from safety_heads.judges import (
-    OPEN_LABELS,
     EXPLICIT_REFUSAL_PHRASES,
     LABELS,
+    OPEN_LABELS,
     REFUSAL_PHRASE_NOTES,
     REFUSAL_PHRASES,
     ContentJudge,
