@@ -67,11 +67,9 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-import torch
-
 from safety_heads.forward import generate
 from safety_heads.judges import Verdict, _digest, normalise_text
-from safety_heads.prompts import TokenBatch, encode_prompts, pad_token_id
+from safety_heads.prompts import TokenBatch, encode_prompts, left_padded
 
 __all__ = [
     "ClassifierJudge",
@@ -647,13 +645,7 @@ class ClassifierJudge:
         ]
         if any(len(row) == 0 for row in rows):
             raise ValueError("A rendered text tokenized to nothing; check the template.")
-        width = max(len(row) for row in rows)
-        input_ids = torch.full((len(rows), width), pad_token_id(tokenizer), dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            attention_mask[i, width - len(row) :] = 1
-        return TokenBatch(tuple(texts), input_ids, attention_mask)
+        return left_padded(tokenizer, texts, rows)
 
     def said(self, answer: str) -> str | None:
         """What the answer says, lower-cased: its first word, or with ``answer_line`` the

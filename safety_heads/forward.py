@@ -16,7 +16,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from safety_heads.ablation import Ablation, PromptAblations, ablated
-from safety_heads.prompts import TokenBatch, pad_token_id, tokenize_prompt
+from safety_heads.prompts import TokenBatch, left_padded, tokenize_prompt
 
 __all__ = ["next_token_logprobs", "generate", "Generation", "answer_logprobs"]
 
@@ -120,13 +120,8 @@ def answer_logprobs(
         tail = tail[:max_answer_tokens] if max_answer_tokens is not None else tail
         rows.append(head + tail)
         starts.append(len(head))
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_token_id(tokenizer), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row) :] = 1
-    batch = TokenBatch(tuple(prompt_texts), ids, mask).to(model.device)
+    batch = left_padded(tokenizer, prompt_texts, rows).to(model.device)
+    width = batch.input_ids.shape[1]
     # Left padding puts every answer at the right edge: only the last `keep` positions
     # predict answer tokens, so only they are unembedded (the vocabulary is the costly part).
     keep = max(len(row) - start for row, start in zip(rows, starts, strict=True)) + 1

@@ -180,9 +180,13 @@ def encode_prompts(tokenizer, texts: Sequence[str]) -> TokenBatch:
     rows = [tokenize_prompt(tokenizer, t) for t in texts]
     if any(len(r) == 0 for r in rows):
         raise ValueError("A prompt tokenized to nothing; remove empty prompts.")
+    return left_padded(tokenizer, texts, rows)
+
+
+def left_padded(tokenizer, texts: Sequence[str], rows: Sequence[Sequence[int]]) -> TokenBatch:
+    """Token id ``rows`` (one per text) as one left-padded batch with its attention mask."""
     width = max(len(r) for r in rows)
-    pad = pad_token_id(tokenizer)
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    input_ids = torch.full((len(rows), width), pad_token_id(tokenizer), dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
