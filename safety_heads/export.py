@@ -149,16 +149,36 @@ def _model_card(report: ExportReport) -> str:
     )
 
 
-def check_export_target(out: Path, overwrite: bool) -> None:
-    """Raise FileExistsError unless ``out`` is absent, an empty folder, or ``overwrite``."""
-    if not out.exists() or overwrite:
-        return
-    if out.is_dir() and not any(out.iterdir()):
-        return
-    raise FileExistsError(
-        f"{out} already exists and is not an empty folder; choose another --out folder, "
-        "delete it, or pass overwrite=True (CLI: --overwrite) to replace it."
-    )
+def check_export_target(out: Path, overwrite: bool) -> Path:
+    """``out`` resolved, once it is safe to write an export there: absent, an empty folder,
+    or, with ``overwrite``, a previous export of this tool (it holds ``EXPORT_NOTE``).
+
+    Raises FileExistsError otherwise; never a folder that holds the current directory or
+    files this tool did not write, with or without ``overwrite``.
+    """
+    out = Path(out).expanduser().resolve()
+    here = Path.cwd().resolve()
+    if out == here or out in here.parents:
+        raise FileExistsError(
+            f"--out {out} holds the current folder; an export replaces its whole folder, so "
+            "choose a new folder, e.g. --out ablated-model."
+        )
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return out
+    if not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; an export is a folder: choose another "
+                              "path.")
+    if not (out / EXPORT_NOTE).is_file():
+        raise FileExistsError(
+            f"{out} already holds files that are not an export of safety-heads; choose "
+            "another --out folder (overwrite only replaces an earlier export)."
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"{out} already holds an export; choose another --out folder, or pass "
+            "overwrite=True (CLI: --overwrite) to replace it."
+        )
+    return out
 
 
 def export_ablated(
@@ -176,8 +196,7 @@ def export_ablated(
     if not ablation.heads:
         raise ValueError("The ablation names no heads, so there is nothing to bake in; pass heads.")
     check_heads(ablation.heads, model.n_layers, model.n_heads)
-    out = Path(out)
-    check_export_target(out, overwrite)
+    out = check_export_target(Path(out), overwrite)
     hf_model = load_ablated_hf(model, ablation)
     touched, _ = touched_parameters(hf_model, ablation)
     report = ExportReport(

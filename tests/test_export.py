@@ -106,15 +106,43 @@ def test_export_touches_neither_the_source_nor_the_hooked_model(source_model, ba
 
 def test_existing_folders_are_kept_unless_overwrite(source_model, tmp_path):
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "keep.txt").write_text("mine")
+    export_ablated(source_model, Ablation.of("1.2"), target)
     with pytest.raises(FileExistsError, match="overwrite"):
-        export_ablated(source_model, Ablation.of("1.2"), target)
-    assert (target / "keep.txt").read_text() == "mine"
+        export_ablated(source_model, Ablation.of("1.2", "scale"), target)
+    assert json.loads((target / EXPORT_NOTE).read_text())["kind"] == "undifferentiated"
     export_ablated(source_model, Ablation.of("1.2", "scale"), target, overwrite=True)
-    assert not (target / "keep.txt").exists()
     assert json.loads((target / EXPORT_NOTE).read_text())["kind"] == "scale"
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "no temporary folder is left"
+
+
+def test_a_folder_of_other_files_is_never_replaced(source_model, tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="not an export"):
+            export_ablated(source_model, Ablation.of("1.2"), target, overwrite=overwrite)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert (target / "keep.txt").read_text() == "mine"
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(FileExistsError, match="is a file"):
+        export_ablated(source_model, Ablation.of("1.2"), tmp_path / "file", overwrite=True)
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("spelling", [".", "", "..", "sub/.."])
+def test_the_current_folder_is_never_an_export_target(source_model, tmp_path, monkeypatch,
+                                                      spelling):
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    target = spelling if spelling != "" else str(work)
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holds the current folder"):
+            export_ablated(source_model, Ablation.of("1.2"), target, overwrite=overwrite)
+    assert (work / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt", "sub"]
 
 
 def test_bad_exports_are_refused(source_model, tiny, tmp_path):
