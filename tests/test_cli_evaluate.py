@@ -134,6 +134,18 @@ def test_bad_evaluate_arguments_exit_2(folder, prompt_file, tmp_path, capsys, ex
     assert not (tmp_path / "x.json").exists()
 
 
+def test_a_ships_result_is_no_head_order(folder, prompt_file, tmp_path, capsys):
+    ships = tmp_path / "ships.json"  # the shape of a `safety-heads ships` result
+    ships.write_text(json.dumps({"kind": "ships", "heads": ["0.0", "0.1", "0.2"], "top": [
+        {"layer": 3, "head": 1, "score": 2.0}, {"layer": 1, "head": 2, "score": 1.0},
+        {"layer": 2, "head": 0, "score": 0.5}, {"layer": 0, "head": 3, "score": 0.1}]}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(evaluate_args(folder, prompt_file, tmp_path / "x.json", "--heads-from", str(ships)))
+    assert exit_info.value.code == 2
+    assert "--heads 3.1,1.2,2.0" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_curve_evaluates_each_prefix_of_the_order(folder, model, prompt_file, tmp_path):
     order = tmp_path / "sahara.json"  # the shape of a `safety-heads sahara` result
     order.write_text(json.dumps({"kind": "sahara", "heads": [

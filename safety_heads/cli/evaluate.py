@@ -93,6 +93,14 @@ def _heads_from_args(args: argparse.Namespace) -> tuple:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"--heads-from {path}: cannot read it as JSON ({error}).") from error
+    if isinstance(data, dict) and data.get("kind") == "ships":
+        ranking = ",".join(f"{h['layer']}.{h['head']}" for h in (data.get("top") or [])[:3])
+        raise ValueError(
+            f"--heads-from {path} is a Ships result: it scores heads one at a time and its "
+            "'heads' are the heads it scored, not an order to ablate. Pick heads from its "
+            f"ranking ('top'): e.g. its best three, --heads {ranking or 'L.H,L.H,L.H'}; or "
+            "pass a Sahara result, whose heads are an order."
+        )
     if not isinstance(data, dict) or not isinstance(data.get("heads"), list):
         raise ValueError(
             f"--heads-from {path} has no 'heads' list; pass a result file of safety-heads "
