@@ -572,6 +572,7 @@ def evaluate_asr(
     """
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
+    model.check_context(prompts, config.template, config.system, config.max_new_tokens)
     judge = _bound_judge(judge, model, config)
     ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)
@@ -604,6 +605,7 @@ def asr_curve(
     """
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
+    model.check_context(prompts, config.template, config.system, config.max_new_tokens)
     judge = _bound_judge(judge, model, config)
     if isinstance(ablation, PromptAblations):
         raise TypeError("asr_curve takes one head order (an Ablation), not PromptAblations.")
@@ -672,6 +674,7 @@ def side_effects(
     """
     prompts = _check_prompts(prompts)
     config = config or GenerationConfig()
+    model.check_context(prompts, config.template, config.system, config.max_new_tokens)
     judge = _bound_judge(judge, model, config)
     ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)

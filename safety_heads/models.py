@@ -45,6 +45,7 @@ from safety_heads.prompts import (
     encode_prompts,
     format_prompt,
     resolve_chat_format,
+    tokenize_prompt,
 )
 
 __all__ = ["ChatModel", "load_model", "BUNDLED_MODELS", "cache_dir", "ModelLoadError"]
@@ -99,6 +100,13 @@ class ChatModel:
         return int(self.bridge.cfg.d_head)
 
     @property
+    def n_ctx(self) -> int | None:
+        """The longest sequence the model takes (its position limit), when it states one."""
+        limit = (getattr(self.bridge.cfg, "n_ctx", None)
+                 or getattr(self.hf_model.config, "max_position_embeddings", None))
+        return int(limit) if limit else None
+
+    @property
     def hf_model(self) -> Any:
         """The wrapped Hugging Face model (its layers are bridge blocks now)."""
         return self.bridge.original_model
@@ -131,7 +139,37 @@ class ChatModel:
         if isinstance(queries, str):
             queries = [queries]
         texts = [self.format(q, template, system) for q in queries]
-        return encode_prompts(self.tokenizer, texts).to(self.device)
+        batch = encode_prompts(self.tokenizer, texts)
+        self._refuse_too_long(queries, batch.attention_mask.sum(-1).tolist())
+        return batch.to(self.device)
+
+    def check_context(
+        self, queries: Sequence[str], template: str = "chat", system: str | None = None,
+        new_tokens: int = 0,
+    ) -> None:
+        """Raise ValueError, naming the first prompt that does not fit, when a formatted
+        query plus ``new_tokens`` generated tokens is longer than the model's context.
+        Run it before any forward pass: it only tokenizes."""
+        lengths = [len(tokenize_prompt(self.tokenizer, self.format(q, template, system)))
+                   for q in queries]
+        self._refuse_too_long(queries, lengths, new_tokens)
+
+    def _refuse_too_long(self, queries: Sequence[str], lengths: Sequence[int],
+                         new_tokens: int = 0) -> None:
+        limit = self.n_ctx
+        too_long = [i for i, n in enumerate(lengths)
+                    if limit is not None and n + new_tokens > limit]
+        if not too_long:
+            return
+        i = too_long[0]
+        words = " ".join(queries[i].split()[:8])
+        plus = f" plus {new_tokens} new tokens" if new_tokens else ""
+        raise ValueError(
+            f"Prompt {i} ({words!r}...) is {lengths[i]} tokens once formatted{plus}, more than "
+            f"{self.name}'s context of {limit} tokens ({len(too_long)} of {len(lengths)} "
+            f"prompts do not fit); shorten or drop {'them' if len(too_long) > 1 else 'it'}"
+            + (", or generate fewer tokens." if new_tokens else ".")
+        )
 
     @classmethod
     def from_hf(

@@ -218,6 +218,8 @@ def sahara(
     }
     run = Checkpoint(checkpoint, "sahara", {**info, "steps": steps, "rank": rank, "select": select})
     done = run.resume()
+    for texts in sets.values():
+        model.check_context(texts, template, system)
     formatted = {name: [model.format(t, template, system) for t in texts] for name, texts in sets.items()}
     vanilla: dict[str, Tensor] = {}
 

@@ -270,6 +270,8 @@ def ships(
             for name, texts in sets.items()}
     layers = [l for l in range(model.n_layers) if bool(candidates[l].any())]
     todo = [l for l in layers if f"layer-{l}" not in done]
+    for texts in sets.values():
+        model.check_context(texts, template, system)
     prepared = {}
     if todo:
         for name, texts in sets.items():

@@ -160,6 +160,24 @@ def test_out_of_range_heads_are_refused_before_generating(tiny, monkeypatch):
         evaluate_asr(tiny.model, PROMPTS, Ablation.of("9.0"), progress=False)
 
 
+def test_prompts_longer_than_the_context_are_refused_before_any_forward_pass(tiny, monkeypatch):
+    monkeypatch.setattr(evaluation, "generate", None)  # would fail if reached
+    long = "word " * 300  # the tiny model's context is 256 positions
+    prompts = [PROMPTS[0], long, long]
+    with pytest.raises(ValueError, match=r"Prompt 1 \('word word.*context of 256 tokens "
+                                         r"\(2 of 3 prompts"):
+        evaluate_asr(tiny.model, prompts, None, progress=False)
+    fits = tiny.model.encode([PROMPTS[0]]).input_ids.shape[1]
+    assert fits < 256 < fits + 250
+    # a prompt that fits may leave no room for the answer: the new tokens count too
+    with pytest.raises(ValueError, match="plus 250 new tokens.*generate fewer tokens"):
+        evaluate_asr(tiny.model, PROMPTS[:1], None,
+                     config=GenerationConfig(max_new_tokens=250), progress=False)
+    tiny.model.check_context(PROMPTS[:1], new_tokens=256 - fits)  # exactly full: fine
+    with pytest.raises(ValueError, match="context of 256"):
+        tiny.model.encode([long])
+
+
 # --- resuming ----------------------------------------------------------------------------
 
 
