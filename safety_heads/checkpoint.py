@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Checkpoint", "CheckpointMismatch", "differing_keys", "write_json_atomic"]
+__all__ = ["Checkpoint", "CheckpointMismatch", "check_result_path", "differing_keys",
+           "write_json_atomic"]
 
 
 class CheckpointMismatch(FileExistsError):
@@ -53,6 +54,46 @@ def _normalise(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def _saved_result(path: Path, kind: str) -> dict[str, Any] | None:
+    """The run of ``kind`` saved at ``path`` (None when there is no file yet); raises
+    CheckpointMismatch when the file is not one."""
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise CheckpointMismatch(f"{path} is a folder, not a result file; choose a file path.")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise CheckpointMismatch(
+            f"{path} exists but is not a readable result file ({error}); move it "
+            "away or choose another output path."
+        ) from error
+    if not isinstance(saved, dict) or saved.get("kind") != kind or "settings" not in saved:
+        found = saved.get("kind", "different") if isinstance(saved, dict) else "non-result"
+        raise CheckpointMismatch(
+            f"{path} holds a {found!r} file, not a {kind!r} run; choose another output path."
+        )
+    return saved
+
+
+def check_result_path(path: str | os.PathLike[str], kind: str) -> Path:
+    """``path`` resolved, once a run of ``kind`` can write its result there: a new file in an
+    existing, writable folder, or an earlier result of the same kind (to resume). Cheap:
+    call it before loading a model."""
+    path = Path(path).expanduser()
+    for parent in path.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise CheckpointMismatch(f"--out {path}: {parent} is a file, not a folder.")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise CheckpointMismatch(f"--out {path}: the folder {folder} does not exist; create it "
+                                 "first.")
+    if not os.access(folder, os.W_OK):
+        raise CheckpointMismatch(f"--out {path}: the folder {folder} is not writable.")
+    _saved_result(path, kind)
+    return path
+
+
 @dataclass
 class Checkpoint:
     """The checkpoint of one run: ``path`` (or None: keep nothing), its kind and settings."""
@@ -72,20 +113,9 @@ class Checkpoint:
         A completed file of the same run resumes with all its units done, so the run
         rebuilds its result without recomputing anything.
         """
-        if self.path is None or not self.path.exists():
+        saved = _saved_result(self.path, self.kind) if self.path is not None else None
+        if saved is None:
             return self.progress
-        try:
-            saved = json.loads(self.path.read_text())
-        except (OSError, ValueError) as error:
-            raise CheckpointMismatch(
-                f"{self.path} exists but is not a readable result file ({error}); move it "
-                "away or choose another output path."
-            ) from error
-        if saved.get("kind") != self.kind or "settings" not in saved:
-            raise CheckpointMismatch(
-                f"{self.path} holds a {saved.get('kind', 'different')!r} result, not a "
-                f"{self.kind!r} run; choose another output path."
-            )
         if saved["settings"] != self.settings:
             differing = differing_keys(saved["settings"], self.settings)
             raise CheckpointMismatch(

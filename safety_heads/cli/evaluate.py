@@ -111,6 +111,7 @@ def _heads_from_args(args: argparse.Namespace) -> tuple:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from safety_heads.ablation import Ablation
+    from safety_heads.checkpoint import check_result_path
     from safety_heads.evaluation import GenerationConfig, asr_curve, evaluate_asr
 
     if args.top_k is not None and not args.sample:
@@ -129,6 +130,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("--curve needs --heads: the order of heads to ablate one by one.")
     judge = judge_from_args(args)
     prompts = prompts_from_args(args)
+    check_result_path(args.out, "asr-curve" if args.curve else "evaluate")
     model = load_from_args(args)
     if args.curve:
         curve = asr_curve(model, prompts, ablation, judge=judge, config=config, out=args.out,

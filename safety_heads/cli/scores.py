@@ -64,7 +64,15 @@ def _control(args: argparse.Namespace) -> list[str] | None:
     return load_prompts(args.control, limit=args.control_limit, shuffle=args.shuffle, seed=args.seed)
 
 
-def _common(args: argparse.Namespace) -> dict:
+def _common(args: argparse.Namespace, kind: str) -> dict:
+    """The settings shared by ships and sahara, checked before any model loads: the
+    ablation's kind and epsilon, the prompt files, and the output path."""
+    from safety_heads.ablation import Ablation
+    from safety_heads.checkpoint import check_result_path
+
+    Ablation.of([], args.ablation, args.epsilon, args.via)  # refuses a bad kind or epsilon
+    control = _control(args)
+    check_result_path(args.out, kind)
     return dict(
         template=args.template,
         system=args.system,
@@ -72,7 +80,7 @@ def _common(args: argparse.Namespace) -> dict:
         epsilon=args.epsilon,
         via=args.via,
         heads=args.heads,
-        control=_control(args),
+        control=control,
         max_batch_tokens=args.max_batch_tokens,
         checkpoint=args.out,
         progress=not args.quiet,
@@ -88,8 +96,11 @@ def _report(title: str, rows: list[dict], label: str = "score") -> None:
 def run_ships(args: argparse.Namespace) -> int:
     from safety_heads.ships import ships
 
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1 (heads counted per prompt), got {args.top_k}.")
+    prompts, common = prompts_from_args(args), _common(args, "ships")
     model = load_from_args(args)
-    result = ships(model, prompts_from_args(args), top_k=args.top_k, **_common(args))
+    result = ships(model, prompts, top_k=args.top_k, **common)
     _report(f"Ships, mean over {result.per_prompt.shape[0]} prompts (top 5):", result.top(5), "KL")
     if result.contrast is not None:
         _report("Contrast, harmful minus control (top 5):", result.top(5, by="contrast"), "dKL")
@@ -100,11 +111,12 @@ def run_ships(args: argparse.Namespace) -> int:
 def run_sahara(args: argparse.Namespace) -> int:
     from safety_heads.sahara import sahara
 
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1 (heads to choose), got {args.steps}.")
+    prompts, common = prompts_from_args(args), _common(args, "sahara")
     model = load_from_args(args)
-    result = sahara(
-        model, prompts_from_args(args), steps=args.steps, rank=args.rank, select=args.select,
-        **_common(args),
-    )
+    result = sahara(model, prompts, steps=args.steps, rank=args.rank, select=args.select,
+                    **common)
     _report("Sahara heads, in order (score = principal angles, degrees):", result.chosen(), "angle")
     sys.stdout.write(f"written to {args.out}\n")
     return 0
