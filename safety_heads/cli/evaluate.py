@@ -78,7 +78,9 @@ def register(subparsers) -> dict[str, Runner]:
     export.add_argument("--heads", required=True, help="heads to ablate, e.g. 2.26,5.1")
     export.add_argument("--out", required=True, help="folder to write the checkpoint to")
     export.add_argument(
-        "--overwrite", action="store_true", help="replace --out if it exists and is not empty"
+        "--overwrite", action="store_true",
+        help="replace --out if it holds an earlier export (a folder of other files, or one "
+        "that holds the current folder, is never replaced)"
     )
     return {"evaluate": run_evaluate, "export": run_export}
 
