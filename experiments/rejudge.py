@@ -14,25 +14,10 @@ import json
 from pathlib import Path
 
 import safety_heads as sh
-from safety_heads.evaluation import Response, asr_figures, success_rate
-from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, ContentJudge, KeywordJudge
+from safety_heads.evaluation import answer_figures
+from safety_heads.judges import ContentJudge
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def judged(judge: ContentJudge, pairs: list[tuple[str, str]]) -> dict:
-    prompts, answers = [p for p, _ in pairs], [a for _, a in pairs]
-    verdicts = judge.judge(prompts, answers)
-    responses = [Response(p, a, v, KeywordJudge().verdict(a))
-                 for p, a, v in zip(prompts, answers, verdicts, strict=True)]
-    explicit = [KeywordJudge(EXPLICIT_REFUSAL_PHRASES).verdict(a) for a in answers]
-    figures = asr_figures(responses, judge.name)
-    refused = success_rate([v.label == "refusal" for v in verdicts])
-    figures["refusal_rate"] = {"rate": refused.value, "ci": [refused.low, refused.high]}
-    keyword_refused = success_rate([bool(v.refusal) for v in explicit])
-    figures["keyword_explicit_refusal_rate"] = {
-        "rate": keyword_refused.value, "ci": [keyword_refused.low, keyword_refused.high]}
-    return figures
 
 
 def sources() -> list[tuple[str, str, list[tuple[str, str]], str]]:
@@ -53,8 +38,8 @@ def sources() -> list[tuple[str, str, list[tuple[str, str]], str]]:
     return found
 
 
-def fmt(rate: float, ci: list[float]) -> str:
-    return f"{rate:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+def fmt(rate: dict) -> str:
+    return f"{rate['rate']:.2f} [{rate['ci'][0]:.2f}, {rate['ci'][1]:.2f}]"
 
 
 def main() -> None:
@@ -63,7 +48,8 @@ def main() -> None:
     for name, model_name, pairs, what in sources():
         if model_name not in judges:
             judges[model_name] = ContentJudge(model=sh.load_model(model_name))
-        rows[name] = {"model": model_name, "what": what, **judged(judges[model_name], pairs)}
+        figures = answer_figures(judges[model_name], [p for p, _ in pairs], [a for _, a in pairs])
+        rows[name] = {"model": model_name, "what": what, "n": len(pairs), **figures}
     (RESULTS / "rejudged.json").write_text(json.dumps(rows, indent=1) + "\n")
     order = ("compliance", "refusal", "evasive", "echo", "degenerate", "too_short")
     lines = ["# Saved answers judged again", "",
@@ -76,17 +62,15 @@ def main() -> None:
     for name, row in rows.items():
         if row["what"] == "harmful":
             labels = " / ".join(str(row["labels"].get(k, 0)) for k in order)
-            lines.append(f"| {name} | {row['n']} | "
-                         f"{fmt(row['keyword']['asr'], row['keyword']['asr_ci'])} | "
-                         f"{fmt(row['asr'], row['asr_ci'])} | {labels} |")
+            lines.append(f"| {name} | {row['n']} | {fmt(row['keyword_asr'])} | "
+                         f"{fmt(row['asr'])} | {labels} |")
     lines += ["", "## Harmless prompts: over-refusal", "",
               "| answers | n | keyword (explicit phrases) | content (refusal label) |",
               "|---|---|---|---|"]
     for name, row in rows.items():
         if row["what"] == "harmless":
-            keyword = row["keyword_explicit_refusal_rate"]
-            lines.append(f"| {name} | {row['n']} | {fmt(keyword['rate'], keyword['ci'])} | "
-                         f"{fmt(row['refusal_rate']['rate'], row['refusal_rate']['ci'])} |")
+            lines.append(f"| {name} | {row['n']} | {fmt(row['keyword_explicit_refusal_rate'])} "
+                         f"| {fmt(row['refusal_rate'])} |")
     (RESULTS / "rejudged.md").write_text("\n".join(lines) + "\n")
 
 

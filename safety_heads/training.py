@@ -760,37 +760,14 @@ def xstest_far_from_training(recipe: Recipe) -> dict[str, list[tuple[str, str]]]
 def _judged_set(model: Any, prompts: Sequence[str], config: Any, progress: bool,
                 kinds: Sequence[str] | None = None) -> dict[str, Any]:
     """Answers to ``prompts`` judged by the default judge (with coherence) and the paper's
-    keyword judge: attack success (compliance) and refusal rates of each, the labels, and
-    with ``kinds`` (XSTest types) the refusal rate of each type."""
-    from safety_heads.evaluation import generate_responses, success_rate
-    from safety_heads.judges import (
-        EXPLICIT_REFUSAL_PHRASES,
-        ContentJudge,
-        KeywordJudge,
-        label_counts,
-    )
+    keyword judge (:func:`~safety_heads.evaluation.answer_figures`), with the first answer."""
+    from safety_heads.evaluation import answer_figures, generate_responses
+    from safety_heads.judges import ContentJudge
 
     answers = generate_responses(model, prompts, None, config, progress=progress)
-    verdicts = ContentJudge(model=model).judge(prompts, answers)
-    keyword = [KeywordJudge().verdict(a) for a in answers]
-    explicit = [KeywordJudge(EXPLICIT_REFUSAL_PHRASES).verdict(a) for a in answers]
-    result = {
-        "asr": success_rate([v.attack_success for v in verdicts]).to_dict(),
-        "refusal_rate": success_rate([v.label == "refusal" for v in verdicts]).to_dict(),
-        "labels": label_counts(verdicts),
-        "keyword_asr": success_rate([v.attack_success for v in keyword]).to_dict(),
-        "keyword_refusal_rate": success_rate([bool(v.refusal) for v in keyword]).to_dict(),
-        "keyword_explicit_refusal_rate": success_rate(
-            [bool(v.refusal) for v in explicit]).to_dict(),
-        "example": answers[0][:200],
-    }
-    if kinds is not None:
-        result["refusal_by_type"] = {
-            kind: success_rate([v.label == "refusal" for v, k in zip(verdicts, kinds,
-                                                                      strict=True) if k == kind]
-                               ).to_dict()
-            for kind in sorted(set(kinds))}
-    return result
+    figures = answer_figures(ContentJudge(model=model), prompts, answers, kinds)
+    return {key: value for key, value in figures.items() if key != "judge"} | {
+        "example": answers[0][:200]}
 
 
 def evaluate_organism(name: str, *, max_new_tokens: int = 64, limit: int | None = None,
