@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-import safety_heads.cli.common as common
 from safety_heads.cli import main
 
 COMMANDS = {
@@ -19,12 +18,10 @@ COMMANDS = {
 
 @pytest.fixture(autouse=True)
 def no_model(monkeypatch):
-    def refuse(args):
+    def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    for module in ("safety_heads.cli.evaluate", "safety_heads.cli.scores"):
-        monkeypatch.setattr(f"{module}.load_from_args", refuse)
-    monkeypatch.setattr(common, "load_from_args", refuse)
+    monkeypatch.setattr("safety_heads.models.load_model", refuse)
 
 
 def refused(capsys, argv) -> str:
@@ -69,3 +66,21 @@ def test_cheap_settings_are_checked_first(argv, message, tmp_path, capsys):
     base = [command, "--prompts", "advbench", "--out", str(tmp_path / "out.json")]
     assert message in refused(capsys, [*base, *rest])
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--device", "bogus"], "not a device torch knows"),
+     (["--threads", "-1"], "--threads must be >= 1"),
+     (["--threads", "0"], "--threads must be >= 1")],
+)
+def test_device_and_thread_arguments(extra, message, capsys):
+    assert message in refused(capsys, ["info", *extra])
+
+
+def test_cuda_without_cuda_is_refused(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert "has no CUDA device" in refused(capsys, ["info", "--device", "cuda"])

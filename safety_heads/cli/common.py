@@ -113,10 +113,37 @@ def judge_from_args(args: argparse.Namespace) -> Any:
     return ClassifierJudge(args.classifier, template=template, **options)
 
 
+def check_device_args(args: argparse.Namespace) -> None:
+    """Refuse a ``--device`` torch does not know or this machine lacks, and ``--threads``
+    below 1, with a one-line error."""
+    import torch
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads} (leave it out for "
+                         "torch's choice).")
+    if args.device is None:
+        return
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        raise ValueError(f"--device {args.device!r} is not a device torch knows; use cpu, "
+                         "cuda, cuda:1, mps ...") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: this torch has no CUDA device "
+                         f"(torch {torch.__version__}); use --device cpu or leave it out.")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {args.device}: only {torch.cuda.device_count()} CUDA "
+                         "device(s) here.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {args.device}: MPS is not available here; use --device cpu.")
+
+
 def load_from_args(args: argparse.Namespace) -> Any:
     """The model named by ``--model`` with ``--dtype``, ``--device``, ``--threads``."""
     from safety_heads.models import load_model
 
+    check_device_args(args)
     if args.threads:
         import torch
 
