@@ -213,13 +213,21 @@ def _rows(ablation: AnyAblation | None, start: int, stop: int) -> AnyAblation | 
     return ablation.rows(start, stop) if isinstance(ablation, PromptAblations) else ablation
 
 
+def _keyword_verdicts(responses: Sequence[Response],
+                      judge: KeywordJudge | None = None) -> list[Verdict]:
+    """Each response's recorded keyword verdict, or ``judge``'s (default: the paper's
+    keyword judge) read from its text where none was recorded."""
+    judge = judge or KeywordJudge()
+    return [r.keyword or judge.verdict(r.response) for r in responses]
+
+
 def asr_figures(
     responses: Sequence[Response], judge: str, confidence: float = 0.95
 ) -> dict[str, Any]:
     """The ASR figures of ``responses`` as written into result files: the judge's rate with
     its interval and label counts, and the same for the paper's keyword judge."""
     rate = success_rate([r.attack_success for r in responses], confidence)
-    keyword_verdicts = [r.keyword or KeywordJudge().verdict(r.response) for r in responses]
+    keyword_verdicts = _keyword_verdicts(responses)
     keyword = success_rate([v.attack_success for v in keyword_verdicts], confidence)
     return {
         "judge": judge,
@@ -299,8 +307,8 @@ class AsrResult:
 
     @property
     def keyword_asr(self) -> Rate:
-        verdicts = [r.keyword or KeywordJudge().verdict(r.response) for r in self.responses]
-        return success_rate([v.attack_success for v in verdicts], self.asr.confidence)
+        return success_rate([v.attack_success for v in _keyword_verdicts(self.responses)],
+                            self.asr.confidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -381,15 +389,15 @@ class SideEffects:
     @property
     def keyword_over_refusal(self) -> Rate:
         """Share of answers with an explicit refusal phrase (the keyword figure)."""
-        judge = KeywordJudge(EXPLICIT_REFUSAL_PHRASES)
-        return success_rate([bool((r.keyword or judge.verdict(r.response)).refusal)
-                             for r in self.responses], self.over_refusal.confidence)
+        verdicts = _keyword_verdicts(self.responses, KeywordJudge(EXPLICIT_REFUSAL_PHRASES))
+        return success_rate([bool(v.refusal) for v in verdicts], self.over_refusal.confidence)
 
     @property
     def mean_kl(self) -> float:
         return sum(self.kl) / len(self.kl)
 
     def to_dict(self) -> dict[str, Any]:
+        keyword = self.keyword_over_refusal.to_dict()
         return {
             "heads": [str(h) for h in _heads_of(self.ablation)],
             "ablation": _ablation_dict(self.ablation),
@@ -400,8 +408,7 @@ class SideEffects:
             "n": self.over_refusal.n,
             "keyword_over_refusal": {
                 "judge": KeywordJudge(EXPLICIT_REFUSAL_PHRASES).name,
-                "rate": self.keyword_over_refusal.value,
-                "ci": [self.keyword_over_refusal.low, self.keyword_over_refusal.high]},
+                **{key: keyword[key] for key in ("rate", "ci")}},
             "mean_kl": self.mean_kl,
             "kl": list(self.kl),
             "responses": [r.to_dict() for r in self.responses],
