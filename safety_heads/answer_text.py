@@ -23,7 +23,6 @@ function of strings, cheap enough to run on every answer:
 import itertools
 import re
 import unicodedata
-import zlib
 from collections.abc import Sequence
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "refusal_statement",
     "distinct_ngram_share",
     "echo_share",
-    "compression_ratio",
     "filler_kind",
     "content_sentences",
     "sentence_kinds",
@@ -157,12 +155,6 @@ def echo_share(response: str, prompt: str, n: int = 3) -> float:
         return 0.0
     source = set(_ngrams(request, size))
     return sum(g in source for g in grams) / len(grams)
-
-
-def compression_ratio(text: str) -> float:
-    """Length of ``text`` over its zlib-compressed length (loops compress well: > 3)."""
-    data = normalise_text(text).encode()
-    return len(data) / len(zlib.compress(data, 9)) if data else 1.0
 
 
 # --- refusals ----------------------------------------------------------------------------

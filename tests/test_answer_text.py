@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from safety_heads.answer_text import (
-    compression_ratio,
     content_sentences,
     content_words,
     distinct_ngram_share,
@@ -80,12 +79,6 @@ def test_distinct_ngram_share_falls_as_a_sentence_repeats():
     shares = [distinct_ngram_share(sentence * k) for k in (1, 2, 4, 8)]
     assert shares[0] == 1.0
     assert shares == sorted(shares, reverse=True) and shares[-1] < 0.2
-
-
-def test_compression_ratio_is_high_for_loops():
-    assert compression_ratio("abc " * 50) > 3
-    assert compression_ratio(FLUENT) < 2
-    assert compression_ratio("") == 1.0
 
 
 # --- echoes ------------------------------------------------------------------------------
