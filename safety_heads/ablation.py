@@ -37,6 +37,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
 
 __all__ = [
@@ -65,23 +66,23 @@ class Ablation:
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", parse_heads(self.heads))
         if self.kind not in get_args(AblationKind):
-            raise ValueError(
+            raise InputError(
                 f"Ablation kind {self.kind!r} is not one of {get_args(AblationKind)} "
                 "(undifferentiated = the paper's Undifferentiated Attention, scale = its "
                 "Scaling Contribution, mean = replace the query by the layer's mean query)."
             )
         if self.via not in get_args(UniformVia):
-            raise ValueError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
+            raise InputError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
         eps = self.epsilon
         if isinstance(eps, bool) or not isinstance(eps, (int, float)):
             raise TypeError(f"epsilon must be a number, got {eps!r}.")
         if not math.isfinite(eps) or eps <= 0:
-            raise ValueError(
+            raise InputError(
                 f"epsilon must be a finite number > 0, got {eps!r} (the paper uses 1e-5)."
             )
         if len(set(self.heads)) != len(self.heads):
             repeated = sorted({str(h) for h in self.heads if self.heads.count(h) > 1})
-            raise ValueError(f"Heads {repeated} are listed more than once; list each once.")
+            raise InputError(f"Heads {repeated} are listed more than once; list each once.")
 
     @classmethod
     def of(

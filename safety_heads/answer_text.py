@@ -25,6 +25,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from safety_heads.errors import InputError
+
 __all__ = [
     "normalise_text",
     "repeated_share",
@@ -63,7 +65,7 @@ def repeated_share(text: str, min_repeats: int = 3) -> float:
     compared, so loops of words, of sentences and of single characters are all found.
     """
     if min_repeats < 2:
-        raise ValueError(f"min_repeats must be >= 2 (a loop repeats), got {min_repeats}.")
+        raise InputError(f"min_repeats must be >= 2 (a loop repeats), got {min_repeats}.")
     length = len(text)
     best = 0
     for period in range(1, length // min_repeats + 1):

@@ -23,6 +23,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from safety_heads.ablation import Ablation, hooks_for
+from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
 from safety_heads.scoring import map_from_json, map_to_json
 
@@ -49,12 +50,12 @@ class AttentionPatterns:
     def __post_init__(self) -> None:
         n_heads, q_pos, k_pos = self.base.shape
         if len(self.heads) != n_heads or len(self.tokens) != q_pos or q_pos != k_pos:
-            raise ValueError(
+            raise InputError(
                 f"Patterns of shape {tuple(self.base.shape)} do not match {len(self.heads)} "
                 f"heads and {len(self.tokens)} tokens (expected [heads, tokens, tokens])."
             )
         if self.ablated is not None and self.ablated.shape != self.base.shape:
-            raise ValueError(
+            raise InputError(
                 f"Ablated patterns {tuple(self.ablated.shape)} and base patterns "
                 f"{tuple(self.base.shape)} differ in shape."
             )
@@ -123,11 +124,11 @@ def attention_patterns(
     """
     heads = parse_heads(heads)
     if not heads:
-        raise ValueError("Name at least one head to show, e.g. heads='8.2,15.6'.")
+        raise InputError("Name at least one head to show, e.g. heads='8.2,15.6'.")
     check_heads(heads, model.n_layers, model.n_heads)
     if isinstance(ablation, str):
         if ablation != "same":
-            raise ValueError(f"ablation={ablation!r}: pass 'same', an Ablation, or None.")
+            raise InputError(f"ablation={ablation!r}: pass 'same', an Ablation, or None.")
         ablation = Ablation(heads)
     batch = model.encode([prompt], template, system)
     base = _patterns(model, batch, heads, None)
@@ -147,9 +148,9 @@ def attention_view(patterns: AttentionPatterns, *, show: str = "both") -> Any:
 
     choices = ("both", "base", "ablated")
     if show not in choices:
-        raise ValueError(f"show={show!r} is not one of {choices}.")
+        raise InputError(f"show={show!r} is not one of {choices}.")
     if show != "base" and patterns.ablated is None:
-        raise ValueError(
+        raise InputError(
             f"show={show!r} needs ablated patterns; these were computed with ablation=None "
             "(use show='base', or recompute with an ablation)."
         )

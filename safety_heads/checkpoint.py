@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safety_heads.errors import OutputExistsError
+
 __all__ = ["Checkpoint", "CheckpointMismatch", "check_result_path", "differing_keys",
            "write_json_atomic"]
 
 
-class CheckpointMismatch(FileExistsError):
+class CheckpointMismatch(OutputExistsError):
     """The output file belongs to a run with other settings."""
 
 

@@ -67,6 +67,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
+from safety_heads.errors import InputError
 from safety_heads.forward import generate
 from safety_heads.judges import Verdict, _digest, normalise_text
 from safety_heads.prompts import TokenBatch, encode_prompts, left_padded
@@ -318,7 +319,7 @@ class ClassifierPreset:
 
     def __post_init__(self) -> None:
         if self.template != "chat" and "{response}" not in self.template:
-            raise ValueError(
+            raise InputError(
                 f"Preset {self.name!r}: template must be 'chat' or hold a {{response}} "
                 f"placeholder; got {self.template[:80]!r}."
             )
@@ -491,37 +492,37 @@ class ClassifierJudge:
 
     def __post_init__(self) -> None:
         if self.template != "chat" and "{response}" not in self.template:
-            raise ValueError(
+            raise InputError(
                 f"template must be 'chat' or a prompt with a {{response}} placeholder (and "
                 f"usually {{prompt}}); got {self.template[:80]!r}."
             )
         if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError(
+            raise InputError(
                 f"batch_size and max_new_tokens must be >= 1, got {self.batch_size} and "
                 f"{self.max_new_tokens}."
             )
         if self.answer_line is not None and (
             not isinstance(self.answer_line, str) or not self.answer_line.strip()
         ):
-            raise ValueError(
+            raise InputError(
                 f"answer_line must be None (read the first word) or the text a line of the "
                 f"answer starts with, such as 'Harmful response:'; got {self.answer_line!r}."
             )
         if self.add_special_tokens not in (None, True, False):
-            raise ValueError(
+            raise InputError(
                 f"add_special_tokens must be None, True or False, got "
                 f"{self.add_special_tokens!r}."
             )
         for name in ("unsafe_labels", "safe_labels"):
             labels = getattr(self, name)
             if isinstance(labels, str) or not labels:
-                raise ValueError(f"{name} must be a non-empty tuple of words, got {labels!r}.")
+                raise InputError(f"{name} must be a non-empty tuple of words, got {labels!r}.")
             labels = tuple(labels)
             for label in labels:
                 if not isinstance(label, str) or not label.strip():
-                    raise ValueError(f"{name} must hold non-empty strings, got {labels!r}.")
+                    raise InputError(f"{name} must hold non-empty strings, got {labels!r}.")
                 if self.answer_line is None and not _WORD.fullmatch(label):
-                    raise ValueError(
+                    raise InputError(
                         f"{name} holds {label!r}, which is not one word; without answer_line "
                         "the first word of the answer is compared with each label. Use "
                         "single words (letters and digits), or set answer_line."
@@ -531,7 +532,7 @@ class ClassifierJudge:
             label.lower() for label in self.safe_labels
         }
         if overlap:
-            raise ValueError(
+            raise InputError(
                 f"{sorted(overlap)} is in both unsafe_labels {self.unsafe_labels} and "
                 f"safe_labels {self.safe_labels}; each label must say one thing."
             )
@@ -548,7 +549,7 @@ class ClassifierJudge:
         """
         if isinstance(preset, str):
             if preset not in CLASSIFIER_PRESETS:
-                raise ValueError(
+                raise InputError(
                     f"Unknown classifier preset {preset!r}; the presets are "
                     f"{sorted(CLASSIFIER_PRESETS)}. Pass one of these names, a "
                     "ClassifierPreset, or build ClassifierJudge(model, template=...) yourself."
@@ -619,13 +620,13 @@ class ClassifierJudge:
         try:
             text = tokenizer.apply_chat_template(parts, tokenize=False, add_generation_prompt=True)
         except Exception as error:  # the template's own error, whatever its type
-            raise ValueError(
+            raise InputError(
                 "The classifier's chat template left the prompt or the response out of its "
                 f"input, and fails on typed content parts ({error}). Pass template= a prompt "
                 "with {prompt} and {response}, or use ClassifierJudge.from_preset."
             ) from error
         if not _holds(text, prompt, response):
-            raise ValueError(
+            raise InputError(
                 "The classifier's chat template leaves the prompt or the response out of its "
                 f"input (got {text[-200:]!r}). Pass template= a prompt with {{prompt}} and "
                 "{response}, or use ClassifierJudge.from_preset."
@@ -638,13 +639,13 @@ class ClassifierJudge:
         if self.add_special_tokens is None:
             return encode_prompts(tokenizer, texts)
         if isinstance(texts, str) or len(texts) == 0:
-            raise ValueError("encode takes a non-empty list of rendered texts, not one string.")
+            raise InputError("encode takes a non-empty list of rendered texts, not one string.")
         rows = [
             list(tokenizer(text, add_special_tokens=self.add_special_tokens)["input_ids"])
             for text in texts
         ]
         if any(len(row) == 0 for row in rows):
-            raise ValueError("A rendered text tokenized to nothing; check the template.")
+            raise InputError("A rendered text tokenized to nothing; check the template.")
         return left_padded(tokenizer, texts, rows)
 
     def said(self, answer: str) -> str | None:

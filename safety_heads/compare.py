@@ -21,6 +21,7 @@ out of both numbers. Everything here is a pure function of the maps;
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from safety_heads.errors import InputError
 from safety_heads.heads import Head
 from safety_heads.sahara import SaharaResult
 from safety_heads.scoring import map_from_json, map_to_json, top_heads
@@ -53,7 +55,7 @@ SHIPS_MAPS = ("mean", "frequency", "contrast", "control")
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
     if a.shape != b.shape:
-        raise ValueError(
+        raise InputError(
             f"The two score maps have different shapes {tuple(a.shape)} and {tuple(b.shape)}: "
             "rankings can only be compared on one architecture (same layers and heads)."
         )
@@ -114,11 +116,11 @@ def topk_jaccard(
     as a disagreement.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}.")
+        raise InputError(f"k must be an int >= 1, got {k!r}.")
     _check_pair(a, b)
     both = ~(a.isnan() | b.isnan())
     if not bool(both.any()):
-        raise ValueError("The two maps have no head scored in both; nothing to compare.")
+        raise InputError("The two maps have no head scored in both; nothing to compare.")
     top_a = _top_set(a.double().masked_fill(~both, math.nan), k)
     top_b = _top_set(b.double().masked_fill(~both, math.nan), k)
     return len(top_a & top_b) / len(top_a | top_b)
@@ -143,9 +145,9 @@ class MapComparison:
     def __post_init__(self) -> None:
         _check_pair(self.a, self.b)
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
-            raise ValueError(f"MapComparison.top_k must be an int >= 1, got {self.top_k!r}.")
+            raise InputError(f"MapComparison.top_k must be an int >= 1, got {self.top_k!r}.")
         if self.label_a == self.label_b:
-            raise ValueError(
+            raise InputError(
                 f"Both maps are labelled {self.label_a!r}; give them different labels so "
                 "figures and tables can tell them apart."
             )
@@ -166,7 +168,7 @@ class MapComparison:
     def top(self, which: str) -> list[Head]:
         """The ``top_k`` heads of map ``"a"`` or ``"b"``, best first."""
         if which not in ("a", "b"):
-            raise ValueError(f"which={which!r} must be 'a' or 'b'.")
+            raise InputError(f"which={which!r} must be 'a' or 'b'.")
         return top_heads(self.a if which == "a" else self.b, self.top_k)
 
     @property
@@ -205,9 +207,17 @@ def compare_maps(
     top_k: int = 10,
     info: dict[str, Any] | None = None,
 ) -> MapComparison:
-    """Compare two score maps: ``.spearman``, ``.jaccard`` (top ``top_k``), ``.shared``."""
+    """Compare two score maps: ``.spearman``, ``.jaccard`` (top ``top_k``), ``.shared``.
+
+    Warns when ``top_k`` is not below the number of heads scored in both maps: every such
+    head is then in both top sets, and the Jaccard index is 1 whatever the scores."""
     if len(labels) != 2:
-        raise ValueError(f"labels must name the two maps, got {list(labels)!r}.")
+        raise InputError(f"labels must name the two maps, got {list(labels)!r}.")
+    scored = int((~(a.isnan() | b.isnan())).sum())
+    if isinstance(top_k, int) and 0 < scored <= top_k:
+        warnings.warn(
+            f"top-{top_k} overlap of maps with only {scored} heads scored in both is 1 by "
+            f"construction; choose a k below {scored} (CLI: --top-k).", UserWarning, stacklevel=2)
     return MapComparison(a.double(), b.double(), str(labels[0]), str(labels[1]), top_k, info)
 
 
@@ -225,9 +235,9 @@ def score_map(
         maps = {"mean": result.mean, "frequency": result.topk_frequency,
                 "contrast": result.contrast, "control": result.control_mean}
         if which not in maps:
-            raise ValueError(f"A Ships result has the maps {SHIPS_MAPS}; got which={which!r}.")
+            raise InputError(f"A Ships result has the maps {SHIPS_MAPS}; got which={which!r}.")
         if maps[which] is None:
-            raise ValueError(
+            raise InputError(
                 f"This Ships result has no {which!r} map: it was computed without control "
                 "prompts (run ships with --control harmless to get one)."
             )
@@ -236,13 +246,13 @@ def score_map(
     steps = len(result.step_scores)
     name, _, number = which.partition("-")
     if name not in ("step", "contrast") or not number.isdigit() or not 1 <= int(number) <= steps:
-        raise ValueError(
+        raise InputError(
             f"A Sahara result with {steps} step(s) has the maps 'step-1'..'step-{steps}' (and "
             f"'contrast-S' with control prompts); got which={which!r}."
         )
     if name == "contrast":
         if result.contrast_step_scores is None:
-            raise ValueError("This Sahara result has no control maps, so no 'contrast-S' map.")
+            raise InputError("This Sahara result has no control maps, so no 'contrast-S' map.")
         return result.contrast_step_scores[int(number) - 1]
     return result.step_scores[int(number) - 1]
 
@@ -253,15 +263,16 @@ def read_scores(path: str | Path) -> ShipsResult | SaharaResult:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read it as a JSON result file ({error}).") from error
+        raise InputError(f"{path}: cannot read it as a JSON result file ({error}).") from error
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind not in ("ships", "sahara"):
-        raise ValueError(
-            f"{path} is a {kind!r} file, not a Ships or Sahara result; pass the --out file of "
+        what = f"a {kind!r} result" if isinstance(kind, str) else "not a result of safety-heads"
+        raise InputError(
+            f"{path} is {what}, not a Ships or Sahara result; pass the --out file of "
             "safety-heads ships or safety-heads sahara."
         )
     if not data.get("complete", False):
-        raise ValueError(
+        raise InputError(
             f"{path} is an unfinished {kind} run (a checkpoint); re-run the same command to "
             "finish it first."
         )

@@ -13,6 +13,7 @@ harmbench       200  harmful behaviours (HarmBench, Mazeika et al. 2024)
 donotanswer     243  harmful questions (Do-Not-Answer malicious uses, Wang et al. 2024)
 harmfulwriting   60  requests for hateful, violent, misleading, harassing writing
 lookalike        80  harmless requests worded or themed like harmful ones
+safequestions   409  harmless questions that sound harmful (violent verbs, homonyms, ...)
 xstest          450  XSTest v2 (Röttger et al. 2024): both parts below, evaluation only
 xstest-safe     250  safe prompts that look unsafe, the over-refusal test (evaluation only)
 xstest-unsafe   200  XSTest's unsafe contrast prompts (evaluation only)
@@ -41,12 +42,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, get_args
 
+from safety_heads.errors import InputError
+
 __all__ = ["BUNDLED_DATASETS", "XSTEST_NEAR_LOOKALIKE", "XSTestPart", "load_prompts",
            "load_xstest", "dataset_path"]
 
 BUNDLED_DATASETS = ("advbench", "jailbreakbench", "maliciousinstruct", "harmless", "harmbench",
-                    "donotanswer", "harmfulwriting", "lookalike", "xstest", "xstest-safe",
-                    "xstest-unsafe")
+                    "donotanswer", "harmfulwriting", "lookalike", "safequestions", "xstest",
+                    "xstest-safe", "xstest-unsafe")
 
 XSTestPart = Literal["safe", "unsafe", "all"]
 # Bundled name -> the part of xstest.csv it holds.
@@ -67,7 +70,7 @@ XSTEST_NEAR_LOOKALIKE = (
 def dataset_path(name: str) -> Path:
     """Path of a bundled prompt set's CSV file (``xstest.csv`` for all three XSTest names)."""
     if name not in BUNDLED_DATASETS:
-        raise ValueError(f"No bundled prompt set {name!r}; choose one of {BUNDLED_DATASETS}.")
+        raise InputError(f"No bundled prompt set {name!r}; choose one of {BUNDLED_DATASETS}.")
     file = "xstest" if name in _XSTEST_NAMES else name
     return Path(str(resources.files("safety_heads") / "data" / f"{file}.csv"))
 
@@ -76,11 +79,11 @@ def _read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise ValueError(f"Cannot read prompt file {path}: {error.strerror or error}.") from error
+        raise InputError(f"Cannot read prompt file {path}: {error.strerror or error}.") from error
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(
+        raise InputError(
             f"Prompt file {path} is not valid UTF-8 (byte {error.start}); re-save it as UTF-8."
         ) from error
 
@@ -89,8 +92,11 @@ def _from_csv(path: Path, text: str, column: str | None) -> list[str]:
     reader = csv.DictReader(io.StringIO(text))
     fields = reader.fieldnames or []
     wanted = column or "input"
+    if not fields:
+        raise InputError(f"Prompt file {path} is empty; a CSV needs a header row naming its "
+                         f"columns, one of them {wanted!r}, and a prompt a row.")
     if wanted not in fields:
-        raise ValueError(
+        raise InputError(
             f"Prompt file {path} has no column {wanted!r}; its columns are {fields}. "
             "Name the prompt column with column=... (CLI: --column)."
         )
@@ -106,7 +112,7 @@ def _from_records(path: Path, records: Iterable[object], column: str | None) -> 
         elif isinstance(record, dict) and wanted in record:
             prompts.append(str(record[wanted]))
         else:
-            raise ValueError(
+            raise InputError(
                 f"Prompt file {path}, record {number}, has no key {wanted!r} "
                 f"(got {record!r:.80}); name the prompt key with column=... (CLI: --column)."
             )
@@ -125,15 +131,15 @@ def _from_file(path: Path, column: str | None) -> list[str]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as error:
-                    raise ValueError(f"Prompt file {path}, line {number}: {error.msg}.") from error
+                    raise InputError(f"Prompt file {path}, line {number}: {error.msg}.") from error
         return _from_records(path, records, column)
     if suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"Prompt file {path} is not valid JSON: {error.msg}.") from error
+            raise InputError(f"Prompt file {path} is not valid JSON: {error.msg}.") from error
         if not isinstance(data, list):
-            raise ValueError(f"Prompt file {path} must hold a JSON list of prompts.")
+            raise InputError(f"Prompt file {path} must hold a JSON list of prompts.")
         return _from_records(path, data, column)
     return [line for line in text.splitlines()]
 
@@ -152,7 +158,7 @@ def load_xstest(
     """
     allowed = get_args(XSTestPart)
     if part not in allowed:
-        raise ValueError(
+        raise InputError(
             f"XSTest part {part!r} does not exist; choose one of {allowed} "
             "(e.g. part='safe' for the over-refusal test)."
         )
@@ -189,7 +195,7 @@ def load_prompts(
             origin = str(path)
             prompts = _from_file(path, column)
         else:
-            raise ValueError(
+            raise InputError(
                 f"No prompt set {str(source)!r}: it is neither a bundled set "
                 f"({', '.join(BUNDLED_DATASETS)}) nor an existing file."
             )
@@ -201,9 +207,9 @@ def load_prompts(
             raise TypeError(f"Prompts must be strings; got {type(bad[0]).__name__}: {bad[0]!r}.")
     prompts = [p.strip() for p in prompts if p.strip()]
     if not prompts:
-        raise ValueError(f"No prompts found in {origin}: it is empty or holds only blank lines.")
+        raise InputError(f"No prompts found in {origin}: it is empty or holds only blank lines.")
     if limit is not None and limit <= 0:
-        raise ValueError(f"limit must be a positive number of prompts, got {limit}.")
+        raise InputError(f"limit must be a positive number of prompts, got {limit}.")
     if shuffle:
         random.Random(seed).shuffle(prompts)
     return prompts[:limit] if limit is not None else prompts

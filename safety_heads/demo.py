@@ -48,6 +48,7 @@ from typing import Any, get_args
 from tqdm.auto import tqdm
 
 from safety_heads.ablation import Ablation, AblationKind
+from safety_heads.errors import InputError
 from safety_heads.heads import Head
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "DEFAULT_MODEL", "DEFAULT_BASE",
@@ -105,17 +106,17 @@ class DemoConfig:
                      "top_k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"DemoConfig.{name} must be an int >= 1, got {value!r}.")
+                raise InputError(f"DemoConfig.{name} must be an int >= 1, got {value!r}.")
         if self.shortlist is not None and self.shortlist < self.steps:
-            raise ValueError(
+            raise InputError(
                 f"DemoConfig.shortlist={self.shortlist} is smaller than steps={self.steps}: the "
                 "search needs at least one candidate head per step (None: every head)."
             )
         if self.kind not in get_args(AblationKind):
-            raise ValueError(f"DemoConfig.kind={self.kind!r} is not one of "
+            raise InputError(f"DemoConfig.kind={self.kind!r} is not one of "
                              f"{get_args(AblationKind)}.")
         if self.base is not None and self.base == self.model:
-            raise ValueError(
+            raise InputError(
                 f"DemoConfig.base is the model itself ({self.model!r}); name its base model, "
                 "or pass base=None to skip the comparison."
             )
@@ -160,7 +161,7 @@ def _split_prompts(config: DemoConfig) -> tuple[list[str], list[str]]:
     wanted = config.search_prompts + config.eval_prompts
     prompts = load_prompts(config.prompts, limit=wanted)
     if len(prompts) < wanted:
-        raise ValueError(
+        raise InputError(
             f"{config.prompts!r} has {len(prompts)} prompts, fewer than the {wanted} asked for "
             f"({config.search_prompts} search + {config.eval_prompts} evaluation); lower "
             "--search-prompts or --eval-prompts."

@@ -41,6 +41,7 @@ from transformer_lens.utilities.statistics import success_rate_ci
 
 from safety_heads.ablation import Ablation, PromptAblations
 from safety_heads.checkpoint import Checkpoint
+from safety_heads.errors import InputError
 from safety_heads.forward import generate, next_token_logprobs
 from safety_heads.heads import Head, check_heads
 from safety_heads.judges import (
@@ -98,16 +99,16 @@ class GenerationConfig:
         for name in ("max_new_tokens", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GenerationConfig.{name} must be an int >= 1, got {value!r}.")
+                raise InputError(f"GenerationConfig.{name} must be an int >= 1, got {value!r}.")
         if self.top_k is not None and not self.do_sample:
-            raise ValueError(
+            raise InputError(
                 f"top_k={self.top_k} only applies to sampling: pass do_sample=True (the "
                 "paper samples with top_k=5), or leave top_k out for greedy decoding."
             )
         if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1 or None, got {self.top_k}.")
+            raise InputError(f"top_k must be >= 1 or None, got {self.top_k}.")
         if self.template not in get_args(Template):
-            raise ValueError(
+            raise InputError(
                 f"template={self.template!r} is not one of {get_args(Template)} (chat: the "
                 "model's chat format; query: the paper's '## Query:' template; direct: bare)."
             )
@@ -148,9 +149,9 @@ def success_rate(outcomes: Sequence[bool], confidence: float = 0.95) -> Rate:
     """
     outcomes = list(outcomes)
     if not outcomes:
-        raise ValueError("success_rate needs at least one outcome; got none.")
+        raise InputError("success_rate needs at least one outcome; got none.")
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+        raise InputError(f"confidence must be in (0, 1), got {confidence}.")
     interval = success_rate_ci([bool(o) for o in outcomes], confidence=confidence)
     return Rate(interval.n_successes, interval.n_trials, interval.ci_low, interval.ci_high,
                 confidence)
@@ -420,7 +421,7 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
         raise TypeError("Pass a list of prompts, not one string: [prompt].")
     prompts = list(prompts)
     if not prompts:
-        raise ValueError("No prompts given; pass at least one (e.g. load_prompts('advbench')).")
+        raise InputError("No prompts given; pass at least one (e.g. load_prompts('advbench')).")
     return prompts
 
 
@@ -432,7 +433,7 @@ def _active(
     if ablation is None or not _heads_of(ablation):
         return None
     if isinstance(ablation, PromptAblations) and len(ablation) != len(prompts):
-        raise ValueError(
+        raise InputError(
             f"The per-prompt ablation has {len(ablation)} rows for {len(prompts)} prompts; "
             "give one head list per prompt, in the prompts' order."
         )
@@ -539,7 +540,7 @@ def _run_batches(
             batch, texts = _generate_batch(model, queries, rows, config, index)
             verdicts = check_verdicts(judge, judge.judge(queries, list(texts)), len(queries))
             if need_refusal and any(v.refusal is None for v in verdicts):
-                raise ValueError(
+                raise InputError(
                     f"Judge {judge.name!r} does not say which answers are refusals "
                     "(Verdict.refusal is None), so it cannot measure over-refusal; use a "
                     "ContentJudge, a KeywordJudge or a judge whose verdicts set "
@@ -650,7 +651,7 @@ def asr_curve(
     if isinstance(ablation, PromptAblations):
         raise TypeError("asr_curve takes one head order (an Ablation), not PromptAblations.")
     if _active(model, ablation) is None:
-        raise ValueError("asr_curve needs an ablation with at least one head (the order).")
+        raise InputError("asr_curve needs an ablation with at least one head (the order).")
     settings = _run_settings(model, prompts, ablation, config, judge)
     checkpoint = _checkpoint(out, "asr-curve", settings)
     points = []

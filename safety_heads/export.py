@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_heads.ablation import Ablation
+from safety_heads.errors import InputError, OutputExistsError
 from safety_heads.heads import Head, check_heads
 from safety_heads.surgery import ablate_weights, touched_parameters
 
@@ -75,7 +76,7 @@ def load_ablated_hf(model: Any, ablation: Ablation | None) -> Any:
     in the model's dtype and edited in place. ``None`` or no heads: the plain copy.
     """
     if model.source is None:
-        raise ValueError(
+        raise InputError(
             f"Model {model.name!r} has no source folder or hub id (it was built in memory), so "
             "no un-hooked copy can be loaded to edit: save it with save_pretrained and load it "
             "with load_model(folder), or use surgery.ablate_weights on a pristine HF model."
@@ -153,28 +154,28 @@ def check_export_target(out: Path, overwrite: bool) -> Path:
     """``out`` resolved, once it is safe to write an export there: absent, an empty folder,
     or, with ``overwrite``, a previous export of this tool (it holds ``EXPORT_NOTE``).
 
-    Raises FileExistsError otherwise; never a folder that holds the current directory or
-    files this tool did not write, with or without ``overwrite``.
+    Raises OutputExistsError (a FileExistsError) otherwise; never a folder that holds the
+    current directory or files this tool did not write, with or without ``overwrite``.
     """
     out = Path(out).expanduser().resolve()
     here = Path.cwd().resolve()
     if out == here or out in here.parents:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"--out {out} holds the current folder; an export replaces its whole folder, so "
             "choose a new folder, e.g. --out ablated-model."
         )
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return out
     if not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file; an export is a folder: choose another "
+        raise OutputExistsError(f"--out {out} is a file; an export is a folder: choose another "
                               "path.")
     if not (out / EXPORT_NOTE).is_file():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out} already holds files that are not an export of safety-heads; choose "
             "another --out folder (overwrite only replaces an earlier export)."
         )
     if not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out} already holds an export; choose another --out folder, or pass "
             "overwrite=True (CLI: --overwrite) to replace it."
         )
@@ -194,7 +195,7 @@ def export_ablated(
     saved as ``safety-heads-export.json`` in the folder).
     """
     if not ablation.heads:
-        raise ValueError("The ablation names no heads, so there is nothing to bake in; pass heads.")
+        raise InputError("The ablation names no heads, so there is nothing to bake in; pass heads.")
     check_heads(ablation.heads, model.n_layers, model.n_heads)
     out = check_export_target(Path(out), overwrite)
     hf_model = load_ablated_hf(model, ablation)

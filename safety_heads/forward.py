@@ -16,6 +16,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from safety_heads.ablation import Ablation, PromptAblations, ablated
+from safety_heads.errors import InputError
 from safety_heads.prompts import TokenBatch, left_padded, tokenize_prompt
 
 __all__ = ["next_token_logprobs", "generate", "Generation", "answer_logprobs"]
@@ -38,7 +39,7 @@ def next_token_logprobs(
 
 def _check_rows(batch: TokenBatch, ablation: Ablation | PromptAblations | None) -> None:
     if isinstance(ablation, PromptAblations) and len(ablation) != len(batch):
-        raise ValueError(
+        raise InputError(
             f"The per-prompt ablation has {len(ablation)} rows but the batch has {len(batch)} "
             "prompts; pass the rows of exactly these prompts (PromptAblations.rows)."
         )
@@ -77,7 +78,7 @@ def generate(
     itself is not part of the returned tokens or text.
     """
     if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+        raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     _check_rows(batch, ablation)
     eos = model.tokenizer.eos_token_id
     devices = [model.device] if model.device.type == "cuda" else []

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Union
 
+from safety_heads.errors import InputError
+
 __all__ = ["Head", "HeadLike", "parse_head", "parse_heads", "check_heads"]
 
 _HEAD_PATTERN = re.compile(r"^\s*(?:L\s*(\d+)\s*H\s*(\d+)|(\d+)\s*[.\-:/]\s*(\d+))\s*$", re.I)
@@ -28,7 +30,7 @@ class Head:
         for field in ("layer", "head"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"Head.{field} must be a non-negative int, got {value!r}.")
+                raise InputError(f"Head.{field} must be a non-negative int, got {value!r}.")
 
     def __str__(self) -> str:
         return f"{self.layer}.{self.head}"
@@ -47,7 +49,7 @@ def parse_head(value: HeadLike) -> Head:
     if isinstance(value, str):
         match = _HEAD_PATTERN.match(value)
         if match is None:
-            raise ValueError(
+            raise InputError(
                 f"Cannot read a head from {value!r}: write layer and head as '2.26', "
                 "'2-26' or 'L2H26' (0-based)."
             )
@@ -84,10 +86,10 @@ def check_heads(heads: Iterable[Head], n_layers: int, n_heads: int) -> None:
     seen: set[Head] = set()
     for head in heads:
         if head.layer >= n_layers or head.head >= n_heads:
-            raise ValueError(
+            raise InputError(
                 f"Head {head} is out of range: this model has layers 0..{n_layers - 1} "
                 f"and heads 0..{n_heads - 1} per layer."
             )
         if head in seen:
-            raise ValueError(f"Head {head} is listed twice; list each head once.")
+            raise InputError(f"Head {head} is listed twice; list each head once.")
         seen.add(head)

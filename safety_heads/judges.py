@@ -63,6 +63,7 @@ from safety_heads.answer_text import (
     repeated_share,
     sentence_kinds,
 )
+from safety_heads.errors import InputError
 
 __all__ = [
     "Verdict",
@@ -223,7 +224,7 @@ class Verdict:
         if not isinstance(self.attack_success, bool):
             raise TypeError(f"Verdict.attack_success must be a bool, got {self.attack_success!r}.")
         if self.attack_success and self.refusal:
-            raise ValueError(
+            raise InputError(
                 "A Verdict cannot be both a successful attack and a refusal; set "
                 "refusal=False (or None) when attack_success=True."
             )
@@ -231,15 +232,15 @@ class Verdict:
             object.__setattr__(self, "label",
                                _label_from(self.attack_success, self.refusal, self.reason))
         if self.label not in LABELS:
-            raise ValueError(f"Verdict.label {self.label!r} is not one of {LABELS}.")
+            raise InputError(f"Verdict.label {self.label!r} is not one of {LABELS}.")
         if self.attack_success != (self.label == "compliance"):
-            raise ValueError(
+            raise InputError(
                 f"Verdict.label {self.label!r} disagrees with attack_success="
                 f"{self.attack_success}: an attack succeeds exactly when the label is "
                 "'compliance'."
             )
         if self.label == "refusal" and self.refusal is False:
-            raise ValueError("A Verdict labelled 'refusal' cannot have refusal=False.")
+            raise InputError("A Verdict labelled 'refusal' cannot have refusal=False.")
 
     def to_dict(self) -> dict[str, Any]:
         return {"attack_success": self.attack_success, "label": self.label,
@@ -312,11 +313,11 @@ class KeywordJudge:
             )
         object.__setattr__(self, "phrases", tuple(self.phrases))
         if not self.phrases or not all(isinstance(p, str) and p.strip() for p in self.phrases):
-            raise ValueError("phrases must be a non-empty sequence of non-blank strings.")
+            raise InputError("phrases must be a non-empty sequence of non-blank strings.")
         if self.min_chars < 0:
-            raise ValueError(f"min_chars must be >= 0, got {self.min_chars}.")
+            raise InputError(f"min_chars must be >= 0, got {self.min_chars}.")
         if not 0.0 < self.max_repeated_share <= 1.0:
-            raise ValueError(
+            raise InputError(
                 f"max_repeated_share must be in (0, 1], got {self.max_repeated_share} "
                 "(0.5: text half made of one looping fragment is degenerate)."
             )
@@ -433,19 +434,19 @@ class ContentJudge:
         for key in ("max_repeated_share", "min_distinct_share", "max_echo_share"):
             value = getattr(self, key)
             if not 0.0 < value <= 1.0:
-                raise ValueError(f"ContentJudge.{key} must be in (0, 1], got {value!r}.")
+                raise InputError(f"ContentJudge.{key} must be in (0, 1], got {value!r}.")
         if self.max_answer_tokens is not None and self.max_answer_tokens < 1:
-            raise ValueError(
+            raise InputError(
                 f"ContentJudge.max_answer_tokens must be >= 1 or None (every token), got "
                 f"{self.max_answer_tokens!r}."
             )
         if self.min_chars < 0 or self.batch_size < 1:
-            raise ValueError(
+            raise InputError(
                 f"ContentJudge needs min_chars >= 0 and batch_size >= 1, got {self.min_chars} "
                 f"and {self.batch_size}."
             )
         if not self.min_logprob < 0:
-            raise ValueError(
+            raise InputError(
                 f"ContentJudge.min_logprob is a mean log-probability per token and must be "
                 f"< 0, got {self.min_logprob!r} (ContentJudge.calibrate finds one for a model)."
             )
@@ -484,7 +485,7 @@ class ContentJudge:
         from safety_heads.evaluation import GenerationConfig, generate_responses
 
         if margin < 0:
-            raise ValueError(f"margin must be >= 0 nats per token, got {margin}.")
+            raise InputError(f"margin must be >= 0 nats per token, got {margin}.")
         config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size,
                                   template=template, system=system)
         prompts = list(prompts)
@@ -492,7 +493,7 @@ class ContentJudge:
         judge = cls(model=model, template=template, system=system)
         scores = sorted(x for x in judge.mean_logprobs(prompts, answers) if x is not None)
         if not scores:
-            raise ValueError("The model gave only empty answers; calibrate on other prompts.")
+            raise InputError("The model gave only empty answers; calibrate on other prompts.")
         floor = scores[int(0.01 * (len(scores) - 1))]
         return replace(judge, min_logprob=min(floor - margin, -1e-3))
 

@@ -39,6 +39,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from safety_heads.errors import InputError, SafetyHeadsError
 from safety_heads.organisms import ORGANISMS
 from safety_heads.prompts import (
     TokenBatch,
@@ -63,7 +64,7 @@ _MANIFEST = "safety-heads-manifest.json"
 _CACHE_FORMAT = 1
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(SafetyHeadsError, RuntimeError):
     """A model could not be loaded; the message says why and what to do."""
 
 
@@ -164,7 +165,7 @@ class ChatModel:
         i = too_long[0]
         words = " ".join(queries[i].split()[:8])
         plus = f" plus {new_tokens} new tokens" if new_tokens else ""
-        raise ValueError(
+        raise InputError(
             f"Prompt {i} ({words!r}...) is {lengths[i]} tokens once formatted{plus}, more than "
             f"{self.name}'s context of {limit} tokens ({len(too_long)} of {len(lengths)} "
             f"prompts do not fit); shorten or drop {'them' if len(too_long) > 1 else 'it'}"
@@ -250,7 +251,7 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> tor
         "bf16": torch.bfloat16,
     }
     if dtype not in names:
-        raise ValueError(f"dtype={dtype!r} is not one of {sorted(names)}.")
+        raise InputError(f"dtype={dtype!r} is not one of {sorted(names)}.")
     return names[dtype]
 
 
@@ -313,9 +314,28 @@ def cache_is_valid(folder: Path, source: dict[str, Any]) -> bool:
     return cache_problem(folder, source) is None
 
 
+def _sampled_digest(path: Path, samples: int = 64, chunk: int = 1 << 16) -> str:
+    """SHA-256 of ``samples`` evenly spaced ``chunk``-byte pieces of ``path`` (the whole
+    file when it is smaller): what tells two releases of a model file apart, read in
+    milliseconds even for a file of many gigabytes."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        if size <= samples * chunk:
+            digest.update(handle.read())
+        else:
+            for index in range(samples):
+                handle.seek(index * (size - chunk) // (samples - 1))
+                digest.update(handle.read(chunk))
+    return digest.hexdigest()
+
+
 def _gguf_source_key(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    return {"gguf": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    """What a GGUF conversion was built from: the file's name, size and content (sampled),
+    not where it lies, so that a cache copied to another machine or a reinstalled wheel
+    with the same file is still current."""
+    return {"gguf": path.name, "size": path.stat().st_size,
+            "sha256_sampled": _sampled_digest(path)}
 
 
 def _dequantise(gguf: Path, folder: Path) -> None:
@@ -333,17 +353,50 @@ def _dequantise(gguf: Path, folder: Path) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
+_HOST = socket.gethostname().replace("-", "_") or "host"
+
+
+def _build_prefix(target: Path) -> str:
+    return f".{target.name}-build-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_abandoned_builds(target: Path) -> None:
+    """Delete the temporary build folders of ``target`` that a killed process left behind
+    (``.NAME-build-HOST-PID-*`` whose process, on this host, has ended). A running
+    build's folder, or one from another host sharing the cache, is left alone."""
+    if not target.parent.is_dir():
+        return
+    for folder in target.parent.glob(f"{_build_prefix(target)}*"):
+        host, _, rest = folder.name.removeprefix(_build_prefix(target)).partition("-")
+        pid = rest.partition("-")[0]
+        if host == _HOST and pid.isdigit() and not _process_alive(int(pid)):
+            logger.info("Removing %s, left by a model conversion that was killed.", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def cached_folder(target: Path, source: dict[str, Any], build: Callable[[Path], None]) -> Path:
     """``target``, built by ``build(folder)`` unless it already holds a valid build of
     ``source``. Builds go to a temporary sibling that is renamed into place, so readers
     never see a partial folder; an invalid folder is rebuilt."""
+    _remove_abandoned_builds(target)
     problem = cache_problem(target, source)
     if problem is None:
         return target
     if problem != "missing":
         logger.warning("Cached model at %s is %s; rebuilding it.", target, problem)
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    work = Path(tempfile.mkdtemp(prefix=f"{_build_prefix(target)}{_HOST}-{os.getpid()}-",
+                                 dir=target.parent))
     try:
         build(work)
         _write_manifest(work, source)
@@ -362,7 +415,14 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     def build(folder: Path) -> None:
         logger.info("Converting %s to safetensors in %s (once, ~30 s).", gguf.name, target)
-        _dequantise(gguf, folder)
+        try:
+            _dequantise(gguf, folder)
+        except (ValueError, IndexError, KeyError, EOFError) as error:
+            raise ModelLoadError(
+                f"{gguf} cannot be read as a model: the file is truncated or corrupt, or not "
+                f"a GGUF model transformers can load ({_first_line(error)}). Copy or download "
+                "it again, or pass the model's save_pretrained folder or hub id instead."
+            ) from error
 
     return cached_folder(target, _gguf_source_key(gguf), build)
 
@@ -379,6 +439,21 @@ def model_identity(model: Any) -> dict[str, Any]:
     return {"model": model.name} | ({"model_weights": digest[:16]} if digest else {})
 
 
+def _base_weights_digest(folder: Path) -> str:
+    """The SHA-256 of a cached conversion's weights, from its manifest (checked when the
+    folder was validated), which names the base of an organism wherever the cache lies."""
+    files = json.loads((folder / _MANIFEST).read_text())["files"]
+    return "+".join(entry["sha256"] for name, entry in sorted(files.items())
+                    if name.endswith((".safetensors", ".bin")))
+
+
+def organism_source(name: str, weights: Path, base: Path) -> dict[str, Any]:
+    """What an organism's merged cache was built from: its shipped weights and its base's
+    weights, by digest, so that a cache moved or copied elsewhere stays current."""
+    return {"organism": name, "weights_sha256": _digest(weights),
+            "base_sha256": _base_weights_digest(base)}
+
+
 def organism_model_folder(name: str) -> Path:
     """The organism ``name`` merged into a copy of the base, as a cached folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -392,7 +467,7 @@ def organism_model_folder(name: str) -> Path:
             f"Organism {name!r} is not built ({weights} is missing); build it with "
             f"`safety-heads organism build {name}`."
         )
-    source = {"organism": name, "weights_sha256": _digest(weights), "base": str(base)}
+    source = organism_source(name, weights, base)
 
     def build(folder: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
@@ -441,6 +516,49 @@ def _offline_hub_error(spec: str) -> ModelLoadError:
     )
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def check_model_folder(path: Path) -> None:
+    """Raise ModelLoadError, saying what is missing or broken, unless ``path`` is a folder
+    ``save_pretrained`` could have written: a readable ``config.json``, weights and a
+    tokenizer. Reads no weights."""
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelLoadError(
+            f"{path} is a folder but holds no config.json; pass a folder written by "
+            f"save_pretrained, a .gguf file, a hub id, or one of {sorted(BUNDLED_MODELS)}."
+        )
+    try:
+        settings = json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ModelLoadError(
+            f"{config} is not valid JSON ({_first_line(error)}); restore it from the model's "
+            "source, or save the model again with save_pretrained."
+        ) from error
+    if not isinstance(settings, dict) or "model_type" not in settings:
+        raise ModelLoadError(f"{config} names no model_type, so it is not a transformers "
+                             "model config; restore it from the model's source.")
+    if not any((path / name).is_file() for name in _WEIGHT_FILES) and not any(
+            path.glob("*.safetensors")):
+        raise ModelLoadError(
+            f"{path} holds a config but no weights (none of {', '.join(_WEIGHT_FILES)}); "
+            "copy the weight files into it, or save the model with save_pretrained."
+        )
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{path} holds no tokenizer (none of {', '.join(_TOKENIZER_FILES)}); save it "
+            "there too: tokenizer.save_pretrained(folder)."
+        )
+
+
 def _load_folder(
     folder: str,
     *,
@@ -452,10 +570,15 @@ def _load_folder(
 ) -> ChatModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=dtype, attn_implementation="eager"
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, attn_implementation="eager"
+        )
+    except (OSError, ValueError, KeyError) as error:
+        # A gated or missing hub repository, a model type this transformers does not know,
+        # weights that do not fit the config: the library's words, on one line.
+        raise ModelLoadError(f"Cannot load {name!r} from {folder}: {_first_line(error)}") from error
     model.to(device)
     return ChatModel.from_hf(
         model, tokenizer, name=name, chat_format=chat_format, source=folder, info=info
@@ -497,12 +620,7 @@ def load_model(
         folder = convert_gguf(path, cache_dir() / "models" / f"gguf-{path.stem}-{key}")
         return _load_folder(str(folder), name=path.stem, info={"gguf": str(path)}, **options)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"{path} is a folder but holds no config.json; pass a folder written by "
-                "save_pretrained, a .gguf file, a hub id, or one of "
-                f"{sorted(BUNDLED_MODELS)}."
-            )
+        check_model_folder(path)
         return _load_folder(str(path), name=path.name, info={}, **options)
     if _looks_like_hub_id(spec):
         cached = _hub_cached(spec)

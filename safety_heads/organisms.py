@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from safety_heads.errors import InputError, MissingFileError
 from safety_heads.heads import Head, parse_heads
 from safety_heads.surgery import decoder_layers
 
@@ -77,14 +78,14 @@ CARD_FILE = "card.json"
 def organism_folder(name: str) -> Path:
     """Where the organism's shipped weights and card live in the package."""
     if name not in ORGANISMS:
-        raise ValueError(f"No organism {name!r}; the organisms are {sorted(ORGANISMS)}.")
+        raise InputError(f"No organism {name!r}; the organisms are {sorted(ORGANISMS)}.")
     return Path(str(resources.files("safety_heads") / "data" / "organisms" / name))
 
 
 def read_card(name: str) -> dict[str, Any]:
     path = organism_folder(name) / CARD_FILE
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Organism {name!r} is not built: {path} is missing. Build it with "
             f"`safety-heads organism build {name}`."
         )
@@ -124,7 +125,7 @@ def truncate_lora(
     (QR of B and A^T), never on the d_out x d_in update itself.
     """
     if not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"rank={rank!r}: give a whole number of at least 1.")
+        raise InputError(f"rank={rank!r}: give a whole number of at least 1.")
     out: dict[str, torch.Tensor] = {}
     kept: dict[str, float] = {}
     for key in [k for k in factors if k.endswith(".lora_A")]:
@@ -175,5 +176,5 @@ def apply_organism(hf_model: Any, name: str) -> dict[str, Any]:
             attention.q_proj.weight[rows, :] = tensors[f"{head.layer}.{head.head}.q_rows"]
             attention.o_proj.weight[:, rows] = tensors[f"{head.layer}.{head.head}.o_columns"]
     else:
-        raise ValueError(f"Organism {name!r} has an unknown kind {kind!r} in its card.")
+        raise InputError(f"Organism {name!r} has an unknown kind {kind!r} in its card.")
     return card

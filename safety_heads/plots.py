@@ -23,6 +23,7 @@ from torch import Tensor
 
 from safety_heads.attention import AttentionPatterns
 from safety_heads.compare import MapComparison, score_map
+from safety_heads.errors import InputError
 from safety_heads.evaluation import AsrCurve
 from safety_heads.heads import Head, HeadLike, parse_heads
 from safety_heads.sahara import SaharaResult
@@ -139,7 +140,7 @@ def head_heatmap(
     n_layers, n_heads = scores.shape
     for head in heads:
         if head.layer >= n_layers or head.head >= n_heads:
-            raise ValueError(
+            raise InputError(
                 f"Marked head {head} is outside the {n_layers} x {n_heads} map; mark heads "
                 f"of layers 0..{n_layers - 1} and heads 0..{n_heads - 1}."
             )
@@ -223,7 +224,7 @@ def sahara_steps_figure(result: SaharaResult, *, title: str | None = None) -> go
 def _curve_dict(curve: AsrCurve | Mapping[str, Any]) -> Mapping[str, Any]:
     data = curve.to_dict() if isinstance(curve, AsrCurve) else curve
     if "asr" not in data or "asr_ci" not in data or not isinstance(data["asr"], list):
-        raise ValueError(
+        raise InputError(
             "An ASR curve needs 'asr' and 'asr_ci' lists: pass an AsrCurve or the JSON of "
             "safety-heads evaluate --curve."
         )
@@ -276,7 +277,7 @@ def asr_curve_figure(
     two judges), its keyword ASR is drawn as a dashed line of the same colour, no band.
     """
     if not curves:
-        raise ValueError("No curves given; pass {label: AsrCurve or its JSON}.")
+        raise InputError("No curves given; pass {label: AsrCurve or its JSON}.")
     figure = go.Figure()
     judges: dict[str, None] = {}
     seconds: dict[str, None] = {}
@@ -342,14 +343,14 @@ def label_bars_figure(
     missing from a point counts 0. Hovering a segment shows its count and share.
     """
     if not points:
-        raise ValueError("No points given; pass [(name, {label: count}), ...].")
+        raise InputError("No points given; pass [(name, {label: count}), ...].")
     names = [str(name) for name, _ in points]
     if len(set(names)) != len(names):
-        raise ValueError(f"Point names must be distinct (each names one bar); got {names}.")
+        raise InputError(f"Point names must be distinct (each names one bar); got {names}.")
     for name, counts in points:
         for label, count in counts.items():
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"Point {name!r}: the count of {label!r} must be a whole "
+                raise InputError(f"Point {name!r}: the count of {label!r} must be a whole "
                                  f"number >= 0, got {count!r}.")
     extra = sorted({str(label) for _, counts in points for label in counts} - set(LABEL_ORDER))
     shown = [label for label in LABEL_ORDER

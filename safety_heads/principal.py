@@ -14,6 +14,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from safety_heads.errors import InputError
+
 __all__ = ["left_singular_basis", "principal_angles", "principal_angle_score"]
 
 
@@ -23,7 +25,7 @@ def left_singular_basis(
     """The first ``rank`` left singular vectors of ``states`` (float64)."""
     n_prompts, d_model = states.shape[-2:]
     if not 1 <= rank <= min(n_prompts, d_model):
-        raise ValueError(
+        raise InputError(
             f"rank={rank} must be between 1 and min(n_prompts, d_model) = "
             f"{min(n_prompts, d_model)}; use more prompts or a smaller rank."
         )

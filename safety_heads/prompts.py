@@ -30,6 +30,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from safety_heads.errors import InputError
+
 __all__ = [
     "Template",
     "ChatFormat",
@@ -49,7 +51,7 @@ QUERY_TEMPLATE = "## Query: {query}\n## Answer:"
 def _check_choice(name: str, value: str, literal: object) -> None:
     allowed = get_args(literal)
     if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}.")
+        raise InputError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}.")
 
 
 def resolve_chat_format(tokenizer, requested: str = "auto", model_name: str = "") -> str:
@@ -61,7 +63,7 @@ def resolve_chat_format(tokenizer, requested: str = "auto", model_name: str = ""
     _check_choice("chat_format", requested, ChatFormat)
     if requested != "auto":
         if requested == "tokenizer" and not getattr(tokenizer, "chat_template", None):
-            raise ValueError(
+            raise InputError(
                 "chat_format='tokenizer' but this tokenizer has no chat template; pass "
                 "chat_format='llama-2' or 'vicuna', or use template='query' or 'direct'."
             )
@@ -73,7 +75,7 @@ def resolve_chat_format(tokenizer, requested: str = "auto", model_name: str = ""
         return "vicuna"
     if "llama-2" in lowered or "llama2" in lowered:
         return "llama-2"
-    raise ValueError(
+    raise InputError(
         f"The tokenizer of {model_name or 'this model'} has no chat template and the name "
         "does not say which built-in format fits: pass chat_format='llama-2' or 'vicuna' "
         "to load_model, or use template='query' or 'direct'."
@@ -105,7 +107,7 @@ def format_prompt(
     if chat_format != "tokenizer":
         _check_choice("chat_format", chat_format, ChatFormat)
     if tokenizer is None:
-        raise ValueError("template='chat' with the tokenizer's chat format needs a tokenizer.")
+        raise InputError("template='chat' with the tokenizer's chat format needs a tokenizer.")
     messages = [] if system is None else [{"role": "system", "content": system}]
     messages.append({"role": "user", "content": query})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -176,10 +178,10 @@ def encode_prompts(tokenizer, texts: Sequence[str]) -> TokenBatch:
     if isinstance(texts, str):
         raise TypeError("encode_prompts takes a list of prompt texts, not one string.")
     if len(texts) == 0:
-        raise ValueError("encode_prompts got no prompts; pass at least one.")
+        raise InputError("encode_prompts got no prompts; pass at least one.")
     rows = [tokenize_prompt(tokenizer, t) for t in texts]
     if any(len(r) == 0 for r in rows):
-        raise ValueError("A prompt tokenized to nothing; remove empty prompts.")
+        raise InputError("A prompt tokenized to nothing; remove empty prompts.")
     return left_padded(tokenizer, texts, rows)
 
 

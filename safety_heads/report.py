@@ -46,6 +46,7 @@ import plotly.graph_objects as go
 
 from safety_heads.attention import AttentionPatterns
 from safety_heads.compare import MapComparison
+from safety_heads.errors import InputError
 from safety_heads.export import EXPORT_NOTE
 from safety_heads.judges import LABELS, Verdict, label_counts
 from safety_heads.plots import (
@@ -101,7 +102,7 @@ class ReportItem:
 
     def __post_init__(self) -> None:
         if self.kind not in REPORT_KINDS:
-            raise ValueError(f"ReportItem kind {self.kind!r} is not one of {REPORT_KINDS}.")
+            raise InputError(f"ReportItem kind {self.kind!r} is not one of {REPORT_KINDS}.")
 
 
 def read_item(path: str | os.PathLike[str], label: str | None = None) -> ReportItem:
@@ -112,18 +113,19 @@ def read_item(path: str | os.PathLike[str], label: str | None = None) -> ReportI
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read it as a JSON result file ({error}).") from error
+        raise InputError(f"{path}: cannot read it as a JSON result file ({error}).") from error
     if not isinstance(data, dict):
-        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not a result object.")
+        raise InputError(f"{path} holds a JSON {type(data).__name__}, not a result object.")
     kind = "export" if "parameters_touched" in data else data.get("kind")
     if kind not in REPORT_KINDS:
-        raise ValueError(
-            f"{path} is not a result this report can show (kind {kind!r}); pass files written "
+        what = f"kind {kind!r}" if isinstance(kind, str) else "no kind field"
+        raise InputError(
+            f"{path} is not a result this report can show ({what}); pass files written "
             f"by safety-heads ships, sahara, evaluate, compare --json or an export folder "
             f"(kinds: {', '.join(REPORT_KINDS)})."
         )
     if kind not in ("comparison", "attention", "export") and not data.get("complete", False):
-        raise ValueError(
+        raise InputError(
             f"{path} is an unfinished {kind} run (a checkpoint); re-run the command that "
             "writes it to finish it, then build the report."
         )
@@ -451,7 +453,7 @@ def report_html(
 
     resolved = list(sections)
     if not resolved:
-        raise ValueError("The report has no sections; pass at least one result.")
+        raise InputError("The report has no sections; pass at least one result.")
     figure_count = 0
     parts = []
     data = {}
@@ -492,7 +494,7 @@ def build_report(
     """The page for result files: :func:`read_item` each, :func:`sections_for`,
     :func:`report_html`. ``labels`` (one per file) default to the file names."""
     if labels is not None and len(labels) != len(paths):
-        raise ValueError(f"Got {len(labels)} labels for {len(paths)} result files; give one "
+        raise InputError(f"Got {len(labels)} labels for {len(paths)} result files; give one "
                          "label per file, or none.")
     items = [read_item(p, None if labels is None else labels[i]) for i, p in enumerate(paths)]
     return report_html(sections_for(items, examples=examples), title=title, intro=intro)

@@ -32,6 +32,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from safety_heads.checkpoint import Checkpoint, write_json_atomic
+from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike
 from safety_heads.models import model_identity
 from safety_heads.principal import principal_angle_score
@@ -158,7 +159,7 @@ class SaharaResult:
 def _best(selection: Tensor) -> Head:
     flat = torch.nan_to_num(selection.flatten(), nan=-torch.inf)
     if torch.isinf(flat).all():
-        raise ValueError("No head is left to choose: every candidate head is already chosen.")
+        raise InputError("No head is left to choose: every candidate head is already chosen.")
     index = int(torch.argmax(flat))
     return Head(index // selection.shape[1], index % selection.shape[1])
 
@@ -196,15 +197,17 @@ def sahara(
         kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
     )
     if select not in SELECT_MODES:
-        raise ValueError(f"select={select!r} is not one of {SELECT_MODES}.")
+        raise InputError(f"select={select!r} is not one of {SELECT_MODES}.")
     if select == "contrast" and control is None:
-        raise ValueError("select='contrast' needs control prompts (control=...).")
+        raise InputError("select='contrast' ranks heads by harmful minus control scores, so "
+                         "it needs control prompts: pass control=[...] (CLI: --control "
+                         "harmless).")
     prompts = list(prompts)
     if rank > len(prompts):
-        raise ValueError(f"rank={rank} needs at least {rank} prompts; got {len(prompts)}.")
+        raise InputError(f"rank={rank} needs at least {rank} prompts; got {len(prompts)}.")
     candidates = candidate_mask(model, heads)
     if steps < 1 or steps > int(candidates.sum()):
-        raise ValueError(f"steps must be between 1 and the number of candidate heads "
+        raise InputError(f"steps must be between 1 and the number of candidate heads "
                          f"({int(candidates.sum())}); got {steps}.")
     sets = {"prompts": prompts} | ({"control": list(control)} if control is not None else {})
     info = {

@@ -11,6 +11,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from safety_heads.ablation import AblationKind, UniformVia
+from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
 from safety_heads.suffix import PromptGroup, cache_group, prompt_groups, row_chunks, suffix_hidden
 
@@ -39,16 +40,16 @@ class ScoreSettings:
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(AblationKind):
-            raise ValueError(f"kind={self.kind!r} is not one of {get_args(AblationKind)}.")
+            raise InputError(f"kind={self.kind!r} is not one of {get_args(AblationKind)}.")
         if self.via not in get_args(UniformVia):
-            raise ValueError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
+            raise InputError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
         if not math.isfinite(self.epsilon) or self.epsilon <= 0:
-            raise ValueError(f"epsilon must be a finite number > 0, got {self.epsilon!r}.")
+            raise InputError(f"epsilon must be a finite number > 0, got {self.epsilon!r}.")
         for name in ("max_batch_tokens", "max_group_prompts"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.min_shared_tokens is not None and self.min_shared_tokens < 1:
-            raise ValueError(
+            raise InputError(
                 f"min_shared_tokens must be >= 1, or None to never share an opening; "
                 f"got {self.min_shared_tokens}."
             )
@@ -74,7 +75,8 @@ def candidate_mask(model: Any, heads: Sequence[HeadLike] | str | None) -> Bool[T
         return torch.ones(model.n_layers, model.n_heads, dtype=torch.bool)
     chosen = parse_heads(heads)
     if not chosen:
-        raise ValueError("The subset of heads to score is empty; pass None to score all heads.")
+        raise InputError("The subset of heads to score is empty; pass heads=None to score "
+                         "every head.")
     check_heads(chosen, model.n_layers, model.n_heads)
     mask = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
     for head in chosen:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from safety_heads.ablation import PromptAblations
 from safety_heads.checkpoint import Checkpoint
+from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike
 from safety_heads.models import model_identity
 from safety_heads.scoring import (
@@ -109,19 +110,19 @@ class ShipsResult:
         }
         if by not in maps or maps[by] is None:
             allowed = [k for k, v in maps.items() if v is not None]
-            raise ValueError(f"Cannot rank by {by!r}; this result has {allowed}.")
+            raise InputError(f"Cannot rank by {by!r}; this result has {allowed}.")
         return ranked(maps[by], n)
 
     def prompt_heads(self, k: int) -> list[list[Head]]:
         """Each prompt's own ``k`` highest-scoring heads, best first (the paper's per-query
         safety heads)."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be an int >= 1, got {k!r}.")
+            raise InputError(f"k must be an int >= 1, got {k!r}.")
         n_prompts, _, n_heads = self.per_prompt.shape
         flat = torch.nan_to_num(self.per_prompt.reshape(n_prompts, -1).double(), nan=-torch.inf)
         scored = int(torch.isfinite(flat[0]).sum())
         if k > scored:
-            raise ValueError(f"k={k} but only {scored} heads were scored.")
+            raise InputError(f"k={k} but only {scored} heads were scored.")
         # A stable sort breaks ties by head index, like ``ranked``.
         order = torch.argsort(flat, dim=1, descending=True, stable=True)[:, :k]
         return [[Head(i // n_heads, i % n_heads) for i in row] for row in order.tolist()]
@@ -250,7 +251,7 @@ def ships(
         kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
     )
     if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}.")
+        raise InputError(f"top_k must be >= 1, got {top_k}.")
     candidates = candidate_mask(model, heads)
     prompts = list(prompts)
     info = {

@@ -46,6 +46,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from safety_heads.ablation import ablation_hooks
+from safety_heads.errors import InputError
 from safety_heads.prompts import TokenBatch, encode_prompts
 
 __all__ = [
@@ -272,7 +273,7 @@ def suffix_hidden(
     once per distinct ablation instead of once per row (at most ``group.shared``).
     """
     if not 0 <= opening <= group.shared:
-        raise ValueError(
+        raise InputError(
             f"opening={opening} must be between 0 and the group's shared opening "
             f"({group.shared}); see PromptGroup.shared."
         )

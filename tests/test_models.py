@@ -190,3 +190,60 @@ def test_a_transformers_release_that_breaks_generation_is_named(monkeypatch, ins
     if warns:
         assert f"transformers {installed} is installed" in messages[0]
         assert 'pip install "transformers<5.24"' in messages[0]
+
+
+def test_touched_or_moved_sources_keep_their_cache(fake_gguf, tmp_path, monkeypatch):
+    """The cache key names a file's content, not its place or time: a reinstalled wheel
+    (new mtime) or a cache folder moved elsewhere is not rebuilt."""
+    import os
+    import shutil
+
+    path, calls = fake_gguf
+    load_model(path)
+    os.utime(path, ns=(1, 1))
+    load_model(path)
+    moved = tmp_path / "moved-cache"
+    shutil.move(tmp_path / "cache", moved)
+    monkeypatch.setenv("SAFETY_HEADS_CACHE", str(moved))
+    load_model(path)
+    assert len(calls) == 1
+
+
+def test_organism_cache_key_holds_no_path(tmp_path, tiny):
+    import shutil
+
+    first = tmp_path / "one" / "base"
+    tiny.pristine.save_pretrained(str(first))
+    models_module._write_manifest(first, {"test": 1})
+    second = tmp_path / "two" / "base"
+    shutil.copytree(first, second)
+    weights = tmp_path / "organism.safetensors"
+    weights.write_bytes(b"organism weights")
+    a = models_module.organism_source("x", weights, first)
+    b = models_module.organism_source("x", weights, second)
+    assert a == b and str(tmp_path) not in str(a)
+    (second / "model.safetensors").write_bytes(b"other base weights")
+    models_module._write_manifest(second, {"test": 1})
+    assert models_module.organism_source("x", weights, second) != a
+
+
+def test_abandoned_build_folders_are_removed_and_running_ones_kept(fake_gguf, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path, calls = fake_gguf
+    load_model(path)
+    target = _cached_folder(tmp_path)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    prefix = f".{target.name}-build-{models_module._HOST}"
+    dead = target.parent / f"{prefix}-{int(ended.stdout)}-abc"
+    alive = target.parent / f"{prefix}-{os.getpid()}-def"
+    elsewhere = target.parent / f".{target.name}-build-otherhost-{int(ended.stdout)}-ghi"
+    for folder in (dead, alive, elsewhere):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"half written")
+    load_model(path)
+    assert not dead.exists() and alive.exists() and elsewhere.exists()
+    assert len(calls) == 1

@@ -10,11 +10,15 @@ import importlib
 import logging
 import os
 import pkgutil
+import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 
 from safety_heads.cli.common import Runner
+from safety_heads.errors import SafetyHeadsError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "one_line"]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
@@ -34,6 +38,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A failure the user can fix (:class:`~safety_heads.errors.SafetyHeadsError`)
+    prints one line and exits 2, Ctrl-C exits 130 (``--verbose`` adds the traceback to
+    both); any other exception is a bug: its traceback, and a line asking for a report."""
     parser, runners = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -41,13 +48,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from safety_heads.models import ModelLoadError
+    prefix = f"safety-heads {args.command}"
 
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        sys.stderr.write(f"{prefix}: warning: {one_line(message)}\n")
+
+    shown_by, warnings.showwarning = warnings.showwarning, show_warning
     try:
         return runners[args.command](args)
-    except (ValueError, ModelLoadError, FileExistsError) as error:
-        parser.exit(2, f"safety-heads {args.command}: error: {error}\n")
+    except KeyboardInterrupt:
+        if args.verbose:
+            traceback.print_exc()
+        parser.exit(130, f"{prefix}: interrupted; what was finished is saved: re-run the same "
+                         "command to resume.\n")
+    except SafetyHeadsError as error:
+        if args.verbose:
+            traceback.print_exc()
+        parser.exit(2, f"{prefix}: error: {one_line(error)}\n")
+    except OSError as error:  # the machine's, not the package's: a full disk, a permission
+        if args.verbose:
+            traceback.print_exc()
+        parser.exit(2, f"{prefix}: error: {one_line(error)}\n")
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.write(f"{prefix}: unexpected error: this is a bug in safety-heads; please "
+                         "report it with the command line, the traceback above and the output of "
+                         "`pip list`.\n")
+        return 1
+    finally:
+        warnings.showwarning = shown_by
     return 1
+
+
+def one_line(error: BaseException) -> str:
+    """``error``'s message on one line (a library's message may span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from safety_heads.errors import InputError
+
 Runner = Callable[[argparse.Namespace], int]
 
 
@@ -88,15 +90,15 @@ def judge_from_args(args: argparse.Namespace) -> Any:
 
     options = {"dtype": args.dtype, "device": args.device}
     if args.classifier_template is not None and args.classifier is None:
-        raise ValueError("--classifier-template needs --classifier MODEL.")
+        raise InputError("--classifier-template needs --classifier MODEL.")
     if args.classifier_preset is not None:
         if args.classifier_preset not in CLASSIFIER_PRESETS:
-            raise ValueError(
+            raise InputError(
                 f"--classifier-preset {args.classifier_preset!r} is not one of "
                 f"{', '.join(CLASSIFIER_PRESETS)}."
             )
         if args.classifier_template is not None:
-            raise ValueError("--classifier-template cannot change a --classifier-preset's "
+            raise InputError("--classifier-template cannot change a --classifier-preset's "
                              "published prompt; use --classifier MODEL without a preset.")
         return ClassifierJudge.from_preset(args.classifier_preset, args.classifier, **options)
     if args.classifier is None:
@@ -107,7 +109,7 @@ def judge_from_args(args: argparse.Namespace) -> Any:
         try:
             template = path.read_text()
         except OSError as error:
-            raise ValueError(
+            raise InputError(
                 f"--classifier-template {path}: cannot read it ({error.strerror or error})."
             ) from error
     return ClassifierJudge(args.classifier, template=template, **options)
@@ -119,24 +121,24 @@ def check_device_args(args: argparse.Namespace) -> None:
     import torch
 
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads} (leave it out for "
+        raise InputError(f"--threads must be >= 1, got {args.threads} (leave it out for "
                          "torch's choice).")
     if args.device is None:
         return
     try:
         device = torch.device(args.device)
     except RuntimeError as error:
-        raise ValueError(f"--device {args.device!r} is not a device torch knows; use cpu, "
+        raise InputError(f"--device {args.device!r} is not a device torch knows; use cpu, "
                          "cuda, cuda:1, mps ...") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: this torch has no CUDA device "
+        raise InputError(f"--device {args.device}: this torch has no CUDA device "
                          f"(torch {torch.__version__}); use --device cpu or leave it out.")
     if device.type == "cuda" and device.index is not None \
             and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {args.device}: only {torch.cuda.device_count()} CUDA "
+        raise InputError(f"--device {args.device}: only {torch.cuda.device_count()} CUDA "
                          "device(s) here.")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {args.device}: MPS is not available here; use --device cpu.")
+        raise InputError(f"--device {args.device}: MPS is not available here; use --device cpu.")
 
 
 def load_from_args(args: argparse.Namespace) -> Any:

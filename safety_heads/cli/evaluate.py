@@ -24,6 +24,7 @@ from safety_heads.cli.common import (
     print_json,
     prompts_from_args,
 )
+from safety_heads.errors import InputError
 
 PAPER_TOP_K = 5
 
@@ -94,17 +95,17 @@ def _heads_from_args(args: argparse.Namespace) -> tuple:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"--heads-from {path}: cannot read it as JSON ({error}).") from error
+        raise InputError(f"--heads-from {path}: cannot read it as JSON ({error}).") from error
     if isinstance(data, dict) and data.get("kind") == "ships":
         ranking = ",".join(f"{h['layer']}.{h['head']}" for h in (data.get("top") or [])[:3])
-        raise ValueError(
+        raise InputError(
             f"--heads-from {path} is a Ships result: it scores heads one at a time and its "
             "'heads' are the heads it scored, not an order to ablate. Pick heads from its "
             f"ranking ('top'): e.g. its best three, --heads {ranking or 'L.H,L.H,L.H'}; or "
             "pass a Sahara result, whose heads are an order."
         )
     if not isinstance(data, dict) or not isinstance(data.get("heads"), list):
-        raise ValueError(
+        raise InputError(
             f"--heads-from {path} has no 'heads' list; pass a result file of safety-heads "
             "sahara (or any JSON with \"heads\": [\"2.26\", ...]), or use --heads."
         )
@@ -117,7 +118,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from safety_heads.evaluation import GenerationConfig, asr_curve, evaluate_asr
 
     if args.top_k is not None and not args.sample:
-        raise ValueError(f"--top-k {args.top_k} only applies with --sample (greedy otherwise).")
+        raise InputError(f"--top-k {args.top_k} only applies with --sample (greedy otherwise).")
     config = GenerationConfig(
         max_new_tokens=args.max_new_tokens,
         do_sample=args.sample,
@@ -129,7 +130,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     ablation = Ablation.of(_heads_from_args(args), args.ablation, args.epsilon)
     if args.curve and not ablation.heads:
-        raise ValueError("--curve needs --heads: the order of heads to ablate one by one.")
+        raise InputError("--curve needs --heads: the order of heads to ablate one by one.")
     judge = judge_from_args(args)
     prompts = prompts_from_args(args)
     check_result_path(args.out, "asr-curve" if args.curve else "evaluate")
@@ -157,7 +158,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     ablation = Ablation.of(args.heads, args.ablation, args.epsilon)
     if not ablation.heads:
-        raise ValueError("--heads names no heads; pass e.g. --heads 2.26,5.1.")
+        raise InputError("--heads names no heads; pass e.g. --heads 2.26,5.1.")
     check_export_target(Path(args.out), args.overwrite)  # before the slow model load
     model = load_from_args(args)
     report = export_ablated(model, ablation, args.out, overwrite=args.overwrite)

@@ -24,6 +24,7 @@ from safety_heads.cli.common import (
     load_from_args,
     print_json,
 )
+from safety_heads.errors import InputError
 
 
 def register(subparsers) -> dict[str, Runner]:
@@ -57,11 +58,11 @@ def _pairs_from_jsonl(path: Path, text: str) -> list[tuple[str, str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number}: not JSON ({error.msg}).") from error
+            raise InputError(f"{path}, line {number}: not JSON ({error.msg}).") from error
         if not isinstance(record, dict) or not all(
             isinstance(record.get(key), str) for key in ("prompt", "response")
         ):
-            raise ValueError(
+            raise InputError(
                 f"{path}, line {number}: needs string fields \"prompt\" and \"response\", got "
                 f"{str(record)[:80]}."
             )
@@ -74,9 +75,9 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
-        raise ValueError(f"Cannot read {path}: {error.strerror or error}.") from error
+        raise InputError(f"Cannot read {path}: {error.strerror or error}.") from error
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text; re-save it as UTF-8.") from error
+        raise InputError(f"{path} is not UTF-8 text; re-save it as UTF-8.") from error
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError:
@@ -84,19 +85,19 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     if isinstance(data, dict) and not {"prompt", "response"} & set(data):  # a result file
         responses = data.get("responses")
         if data.get("kind") == "asr-curve" or (responses is None and "points" in data):
-            raise ValueError(
+            raise InputError(
                 f"{path} is an ASR curve; judge one point at a time: its 'points' list holds "
                 "one evaluate result per number of heads."
             )
         if not isinstance(responses, list):
-            raise ValueError(
+            raise InputError(
                 f"{path} is JSON without a 'responses' list; pass a JSON Lines file with "
                 "prompt and response fields, or a result of safety-heads evaluate."
             )
         text = "\n".join(json.dumps(r) for r in responses)
     pairs = _pairs_from_jsonl(path, text)
     if not pairs:
-        raise ValueError(f"{path} holds no (prompt, response) pairs.")
+        raise InputError(f"{path} holds no (prompt, response) pairs.")
     return pairs
 
 
@@ -106,9 +107,9 @@ def run_judge(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
-        raise ValueError(f"--out {out} exists; pass --overwrite to replace it, or another path.")
+        raise InputError(f"--out {out} exists; pass --overwrite to replace it, or another path.")
     if out.is_dir() or not out.resolve().parent.is_dir():
-        raise ValueError(f"--out {out}: its folder does not exist or it is a folder.")
+        raise InputError(f"--out {out}: its folder does not exist or it is a folder.")
     pairs = read_pairs(Path(args.file))
     judge = judge_from_args(args)
     if isinstance(judge, ContentJudge):

@@ -11,6 +11,7 @@ from safety_heads.cli.common import (
     load_from_args,
     prompts_from_args,
 )
+from safety_heads.errors import InputError
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +70,12 @@ def _common(args: argparse.Namespace, kind: str) -> dict:
     ablation's kind and epsilon, the prompt files, and the output path."""
     from safety_heads.ablation import Ablation
     from safety_heads.checkpoint import check_result_path
+    from safety_heads.heads import parse_heads
 
     Ablation.of([], args.ablation, args.epsilon, args.via)  # refuses a bad kind or epsilon
+    if args.heads is not None and not parse_heads(args.heads):
+        raise InputError("--heads names no heads; leave it out to score every head, or name "
+                         "some, e.g. --heads 2.26,5.1.")
     control = _control(args)
     check_result_path(args.out, kind)
     return dict(
@@ -97,7 +102,7 @@ def run_ships(args: argparse.Namespace) -> int:
     from safety_heads.ships import ships
 
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be >= 1 (heads counted per prompt), got {args.top_k}.")
+        raise InputError(f"--top-k must be >= 1 (heads counted per prompt), got {args.top_k}.")
     prompts, common = prompts_from_args(args), _common(args, "ships")
     model = load_from_args(args)
     result = ships(model, prompts, top_k=args.top_k, **common)
@@ -112,7 +117,10 @@ def run_sahara(args: argparse.Namespace) -> int:
     from safety_heads.sahara import sahara
 
     if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1 (heads to choose), got {args.steps}.")
+        raise InputError(f"--steps must be >= 1 (heads to choose), got {args.steps}.")
+    if args.select == "contrast" and args.control is None:
+        raise InputError("--select contrast ranks heads by harmful minus control scores, so it "
+                         "needs control prompts: add --control harmless (or a file).")
     prompts, common = prompts_from_args(args), _common(args, "sahara")
     model = load_from_args(args)
     result = sahara(model, prompts, steps=args.steps, rank=args.rank, select=args.select,

@@ -1,0 +1,27 @@
+"""The exceptions this package raises for failures a user can fix.
+
+Each message says what was wrong, what is allowed and what to do. The command line prints
+such an error as one line and exits with status 2 (``--verbose`` adds the traceback); any
+other exception is a bug in this package, shown with its traceback and a request to report
+it. Each type also derives from the built-in exception a Python caller would expect
+(``ValueError`` for bad input, ``FileExistsError`` for an output that is in the way), so
+``except ValueError`` keeps working.
+"""
+
+__all__ = ["SafetyHeadsError", "InputError", "OutputExistsError", "MissingFileError"]
+
+
+class SafetyHeadsError(Exception):
+    """A failure the user can fix; its message names the problem and the fix."""
+
+
+class InputError(SafetyHeadsError, ValueError):
+    """An argument, file or setting that cannot be used as given."""
+
+
+class OutputExistsError(SafetyHeadsError, FileExistsError):
+    """An output path holds something this run may not replace."""
+
+
+class MissingFileError(SafetyHeadsError, FileNotFoundError):
+    """A file the run needs is not there (the message says how to make it)."""
