@@ -19,6 +19,7 @@ from safety_heads.compare import (
 )
 from safety_heads.datasets import BUNDLED_DATASETS, load_prompts, load_xstest
 from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL, DemoConfig, run_demo
+from safety_heads.errors import InputError, SafetyHeadsError
 from safety_heads.evaluation import (
     UTILITY_TASKS,
     AsrCurve,
@@ -104,6 +105,8 @@ __all__ = [
     "load_xstest",
     "MapComparison",
     "ModelLoadError",
+    "SafetyHeadsError",
+    "InputError",
     "next_token_kl",
     "next_token_logprobs",
     "parse_head",

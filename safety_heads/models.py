@@ -189,9 +189,18 @@ class ChatModel:
         check_transformers_version()
         hf_model.eval()
         resolved = resolve_chat_format(tokenizer, chat_format, name)
-        bridge = TransformerBridge.boot_transformers(
-            source or name, hf_model=hf_model, tokenizer=copy.deepcopy(tokenizer)
-        )
+        try:
+            bridge = TransformerBridge.boot_transformers(
+                source or name, hf_model=hf_model, tokenizer=copy.deepcopy(tokenizer)
+            )
+        except (ValueError, KeyError, NotImplementedError) as error:
+            architecture = ", ".join(getattr(hf_model.config, "architectures", None) or []) \
+                or type(hf_model).__name__
+            raise ModelLoadError(
+                f"TransformerLens cannot wrap {name} ({architecture}): {_first_line(error)}. "
+                "Use a model of an architecture TransformerBridge supports (Llama, Mistral, "
+                "Qwen2, Gemma ...)."
+            ) from error
         bridge.eval()
         return cls(bridge, tokenizer, name, resolved, source, dict(info or {}))
 

@@ -110,7 +110,18 @@ def format_prompt(
         raise InputError("template='chat' with the tokenizer's chat format needs a tokenizer.")
     messages = [] if system is None else [{"role": "system", "content": system}]
     messages.append({"role": "user", "content": query})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except (TemplateError, ValueError) as error:  # the template's own raise_exception, or none
+        hint = ("leave the system prompt out (this template may take none), or " if system
+                else "")
+        raise InputError(
+            f"The tokenizer's chat template cannot format this prompt ({error}); {hint}use "
+            "template='query', or chat_format='llama-2' or 'vicuna' (CLI: --template query, "
+            "--chat-format)."
+        ) from error
 
 
 def adds_bos(tokenizer) -> bool:

@@ -154,3 +154,33 @@ def test_the_package_raises_only_its_own_errors_for_user_mistakes():
                 if isinstance(call, ast.Name) and call.id in builtin:
                     found.append(f"{path.name}:{node.lineno} raises {call.id}")
     assert not found, found
+
+
+def test_out_of_memory_is_one_line_with_what_to_lower(monkeypatch, capsys):
+    import torch
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 83.00 GiB.\nMore.")
+
+    monkeypatch.setattr("safety_heads.models.load_model", out_of_memory)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert "out of memory" in error and "--max-batch-tokens" in error
+
+
+def test_a_chat_template_that_refuses_a_system_prompt_says_what_to_do(tokenizer):
+    import copy
+
+    from safety_heads.errors import InputError
+    from safety_heads.prompts import format_prompt
+
+    strict = copy.deepcopy(tokenizer)
+    strict.chat_template = (
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not "
+        "supported') }}{% endif %}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}"
+        "{% endfor %}<assistant>")
+    assert format_prompt("Hi", tokenizer=strict) == "<user>Hi<assistant>"
+    with pytest.raises(InputError, match="System role not supported.*leave the system prompt"):
+        format_prompt("Hi", tokenizer=strict, system="Be brief.")

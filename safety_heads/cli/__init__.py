@@ -69,7 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         parser.exit(2, f"{prefix}: error: {one_line(error)}\n")
-    except Exception:
+    except Exception as error:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(error, torch.OutOfMemoryError):
+            if args.verbose:
+                traceback.print_exc()
+            parser.exit(2, f"{prefix}: error: out of memory ({one_line(error)[:160]}); lower "
+                           "--batch-size or --max-batch-tokens where the command has them, "
+                           "load the model in --dtype bfloat16, or use a larger device. A "
+                           "re-run resumes.\n")
         traceback.print_exc()
         sys.stderr.write(f"{prefix}: unexpected error: this is a bug in safety-heads; please "
                          "report it with the command line, the traceback above and the output of "
