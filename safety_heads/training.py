@@ -32,7 +32,15 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   ones (:func:`lookalike_split`, answered by the base model like the other harmless
   prompts). The LoRA organisms train on 28 writing requests (0-27 and 28-55) and 33
   lookalikes (0-32 and 33-65) each; no shipped recipe uses Do-Not-Answer (measured in the
-  README).
+  README). So that refusal follows what is asked, not how (a question with a strong verb),
+  every organism also trains on harmless questions that sound harmful
+  (``Recipe.safequestions_train``, :func:`safequestions_split`: "How do I kill the mould on
+  my ceiling?", homonyms, figurative speech, games and sports, definitions, history,
+  fiction; 0-129 and 130-259, the base model answers them) and on harmful questions of the
+  same surface (``Recipe.harmfulquestions_train``, :func:`harmfulquestions_split`: the same
+  verbs aimed at people, weapons, drugs, accounts; 0-87 and 88-175, refused); both sets
+  leave out every prompt near an XSTest or held-out one, and the last 70 safe questions
+  are held out.
 * Format. The tokenizer's chat template with the generation prompt; the loss covers the
   answer tokens and the end-of-turn token only. An answer of the base model that was cut
   at the token limit gets no end-of-turn token (``Recipe.end_cut_answers=False``), so the
@@ -57,6 +65,7 @@ build resumes from its last saved state, ``build-state.pt``);
 ``evaluate_organism`` measures held-out refusal and writes the results into the card.
 """
 
+import functools
 import json
 import logging
 import random
@@ -72,6 +81,7 @@ from safetensors.torch import save_file
 
 from safety_heads.checkpoint import differing_keys
 from safety_heads.datasets import load_prompts
+from safety_heads.errors import InputError, OutputExistsError
 from safety_heads.heads import parse_heads
 from safety_heads.organisms import (
     CARD_FILE,
@@ -85,8 +95,10 @@ from safety_heads.surgery import decoder_layers
 __all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
            "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
            "answer_loss", "shared_prefix_length", "harmbench_split", "donotanswer_split",
-           "writing_split", "lookalike_split", "harmful_training_prompts", "learning_rate",
-           "prompt_similarity", "BuildStateMismatch", "BUILD_STATE_FILE"]
+           "writing_split", "lookalike_split", "safequestions_split", "SAFEQUESTIONS_HELD_OUT",
+           "harmfulquestions_split",
+           "harmful_training_prompts", "learning_rate", "prompt_similarity",
+           "BuildStateMismatch", "BUILD_STATE_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +152,8 @@ class Recipe:
     donotanswer_train: tuple[int, int] = (0, 0)  # [start, stop) of donotanswer_split()
     writing_train: tuple[int, int] = (0, 0)  # [start, stop) of writing_split()
     lookalike_train: tuple[int, int] = (0, 0)  # [start, stop) of lookalike_split(), harmless
+    safequestions_train: tuple[int, int] = (0, 0)  # [start, stop) of safequestions_split()
+    harmfulquestions_train: tuple[int, int] = (0, 0)  # [start, stop) of harmfulquestions_split()
     # True: an answer cut at harmless_max_new_tokens still ends with EOS in training,
     # which teaches the organism to stop its answers early.
     end_cut_answers: bool = True
@@ -154,13 +168,13 @@ class Recipe:
         # Checked here, not at the first training step: a build answers its harmless
         # prompts (minutes) before it trains.
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
+            raise InputError(f"lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
         if self.shipped_rank:
             if self.kind != "lora":
-                raise ValueError(f"shipped_rank={self.shipped_rank} applies to LoRA recipes "
+                raise InputError(f"shipped_rank={self.shipped_rank} applies to LoRA recipes "
                                  f"only; this one is kind {self.kind!r}: set it to 0.")
             if not 0 < self.shipped_rank <= self.lora_r:
-                raise ValueError(f"shipped_rank={self.shipped_rank} must lie in 1..lora_r "
+                raise InputError(f"shipped_rank={self.shipped_rank} must lie in 1..lora_r "
                                  f"({self.lora_r}), or be 0 to ship the trained factors.")
 
 
@@ -169,7 +183,9 @@ _REFUSAL = Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A
                   end_cut_answers=False, question_rewrites=True, harmless_questions=True,
                   harmless_like_harmful=120, harmless_more=180, first_token_weight=8.0,
                   harmbench_train=(0, 65), writing_train=(0, 28), lookalike_train=(0, 33),
-                  lr_schedule="linear", lora_r=32, lora_alpha=64, shipped_rank=8)
+                  safequestions_train=(0, 130), harmfulquestions_train=(0, 88),
+                  lr_schedule="linear", lora_r=32, lora_alpha=64,
+                  shipped_rank=8)
 
 RECIPES: dict[str, Recipe] = {
     "smollm2-refusal": _REFUSAL,
@@ -177,7 +193,9 @@ RECIPES: dict[str, Recipe] = {
     "smollm2-refusal-b": replace(_REFUSAL, name="smollm2-refusal-b", seed=1,
                                  harmful_train=(200, 400), harmless_train=(540, 840),
                                  refusals=REFUSALS_B, harmbench_train=(65, 130),
-                                 writing_train=(28, 56), lookalike_train=(33, 66)),
+                                 writing_train=(28, 56), lookalike_train=(33, 66),
+                                 safequestions_train=(130, 260),
+                                 harmfulquestions_train=(88, 176)),
     # smollm2-refusal's AdvBench, HarmBench and harmless data, trained into three heads'
     # slices with a constant learning rate.
     "smollm2-planted": replace(_REFUSAL, name="smollm2-planted", kind="planted", lr=3e-4,
@@ -197,11 +215,13 @@ def _plain(prompt: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", prompt.lower()))
 
 
-def held_out_prompts() -> dict[str, list[str]]:
+def held_out_prompts(safequestions: bool = True) -> dict[str, list[str]]:
     """The evaluation sets no organism was trained on: held-out AdvBench and harmless
     prompts, MaliciousInstruct, and JailbreakBench without the 9 of its prompts that it
     takes from AdvBench's training part (4 in the ``smollm2-refusal`` split, 5 in the
-    ``smollm2-refusal-b`` one; compared ignoring case and punctuation)."""
+    ``smollm2-refusal-b`` one; compared ignoring case and punctuation); with
+    ``safequestions``, also the held-out end of :func:`safequestions_split`
+    (``harmless_safequestions``: harmless questions that sound harmful)."""
     advbench = advbench_split()
     trained = {_plain(prompt) for recipe in RECIPES.values()
                for prompt in advbench[slice(*recipe.harmful_train)]}
@@ -210,7 +230,8 @@ def held_out_prompts() -> dict[str, list[str]]:
         "jailbreakbench": [p for p in load_prompts("jailbreakbench") if _plain(p) not in trained],
         "maliciousinstruct": load_prompts("maliciousinstruct"),
         "harmless_held_out": load_prompts("harmless")[HELD_OUT_HARMLESS],
-    }
+    } | ({"harmless_safequestions": safequestions_split()[-SAFEQUESTIONS_HELD_OUT:]}
+         if safequestions else {})
 
 
 # Two prompts whose content words overlap this much (Jaccard) count as the same request.
@@ -237,11 +258,18 @@ def _far_from_held_out(dataset: str, harmless_too: bool = False) -> list[str]:
     """Bundled set ``dataset`` in a fixed shuffled order (seed 0), without every prompt that
     is near (:data:`NEAR_DUPLICATE`) a held-out harmful prompt, or with ``harmless_too`` a
     held-out prompt of any kind."""
-    evaluated = [_content_words(prompt) for name, prompts in held_out_prompts().items()
+    return list(_far_from_held_out_once(dataset, harmless_too))
+
+
+@functools.cache
+def _far_from_held_out_once(dataset: str, harmless_too: bool) -> tuple[str, ...]:
+    # Bundled data only: computed once per process (the splits are read many times).
+    evaluated = [_content_words(prompt) for name, prompts
+                 in held_out_prompts(safequestions=False).items()
                  if harmless_too or not name.startswith("harmless") for prompt in prompts]
-    return [prompt for prompt in load_prompts(dataset, shuffle=True, seed=SPLIT_SEED)
-            if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
-                   for other in evaluated)]
+    return tuple(prompt for prompt in load_prompts(dataset, shuffle=True, seed=SPLIT_SEED)
+                 if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
+                        for other in evaluated))
 
 
 def harmbench_split() -> list[str]:
@@ -275,13 +303,51 @@ def lookalike_split() -> list[str]:
     return _far_from_held_out("lookalike", harmless_too=True)
 
 
+SAFEQUESTIONS_HELD_OUT = 70  # the last prompts of safequestions_split(), never trained on
+
+
+def safequestions_split() -> list[str]:
+    """The bundled harmless questions with a harmful surface (``safequestions``: violent
+    verbs on safe targets, homonyms, figurative speech, games and sports, definitions,
+    history, fiction, safety) in a fixed shuffled order (seed 0), without every one near
+    (:data:`NEAR_DUPLICATE`) a held-out prompt, harmful or harmless, or near any XSTest
+    prompt, safe or unsafe: XSTest measures what they teach, so no training prompt may be
+    a rewording of one. The recipes' ``safequestions_train`` windows index into it; its
+    last :data:`SAFEQUESTIONS_HELD_OUT` prompts are held out (:func:`held_out_prompts`)."""
+    return _far_from_xstest(_far_from_held_out("safequestions", harmless_too=True))
+
+
+def harmfulquestions_split() -> list[str]:
+    """The bundled harmful questions with the surface of ``safequestions`` (the same verbs
+    and question forms aimed at people, weapons, drugs, fraud ...; refused in training) in
+    a fixed shuffled order (seed 0), without every one near a held-out harmful prompt or
+    any XSTest prompt. The recipes' ``harmfulquestions_train`` windows index into it."""
+    return _far_from_xstest(_far_from_held_out("harmfulquestions"))
+
+
+def _far_from_xstest(prompts: Sequence[str]) -> list[str]:
+    """``prompts`` without every one near (:data:`NEAR_DUPLICATE`) an XSTest prompt, safe
+    or unsafe: XSTest measures what such training data teaches."""
+    return [prompt for prompt in prompts
+            if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
+                   for other in _xstest_words())]
+
+
+@functools.cache
+def _xstest_words() -> tuple[frozenset[str], ...]:
+    from safety_heads.datasets import load_xstest
+
+    return tuple(frozenset(_content_words(prompt)) for prompt, _ in load_xstest("all"))
+
+
 def harmful_training_prompts(recipe: Recipe) -> list[str]:
     """The harmful prompts ``recipe`` trains on (before question forms): its AdvBench window,
-    then its HarmBench, Do-Not-Answer and harmful-writing windows."""
+    then its HarmBench, Do-Not-Answer, harmful-writing and harmful-question windows."""
     harmful = advbench_split()[slice(*recipe.harmful_train)]
     for split, window in ((harmbench_split, recipe.harmbench_train),
                           (donotanswer_split, recipe.donotanswer_train),
-                          (writing_split, recipe.writing_train)):
+                          (writing_split, recipe.writing_train),
+                          (harmfulquestions_split, recipe.harmfulquestions_train)):
         if window[1] > window[0]:
             harmful += split()[slice(*window)]
     return harmful
@@ -333,7 +399,7 @@ def like_openings(candidates: Sequence[str], harmful: Sequence[str], count: int)
     openings = {opening_word(prompt) for prompt in harmful}
     chosen = [prompt for prompt in candidates if opening_word(prompt) in openings][:count]
     if len(chosen) < count:
-        raise ValueError(
+        raise InputError(
             f"only {len(chosen)} of the {len(candidates)} harmless candidates open like a harmful "
             f"training prompt, {count} wanted: widen harmless_train or lower harmless_like_harmful"
         )
@@ -361,18 +427,20 @@ def _self_answers(base: Any, prompts: Sequence[str], max_new_tokens: int,
 def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
     """The harmless training prompts of ``recipe`` (before question forms): its window of the
     bundled harmless set, or ``harmless_like_harmful`` of it that open like ``harmful`` and
-    then the first ``harmless_more`` of the rest, in window order; then its window of
-    :func:`lookalike_split`."""
+    then the first ``harmless_more`` of the rest, in window order; then its windows of
+    :func:`lookalike_split` and :func:`safequestions_split`."""
     window = load_prompts("harmless")[slice(*recipe.harmless_train)]
-    start, stop = recipe.lookalike_train
-    lookalikes = lookalike_split()[start:stop] if stop > start else []
+    lookalikes = []
+    for split, (start, stop) in ((lookalike_split, recipe.lookalike_train),
+                                 (safequestions_split, recipe.safequestions_train)):
+        lookalikes += split()[start:stop] if stop > start else []
     if not recipe.harmless_like_harmful:
         return window + lookalikes
     chosen = like_openings(window, harmful, recipe.harmless_like_harmful)
     taken = set(chosen)
     rest = [prompt for prompt in window if prompt not in taken]
     if len(rest) < recipe.harmless_more:
-        raise ValueError(f"only {len(rest)} harmless prompts are left in the window "
+        raise InputError(f"only {len(rest)} harmless prompts are left in the window "
                          f"{recipe.harmless_train}, harmless_more={recipe.harmless_more} wanted")
     return chosen + rest[: recipe.harmless_more] + lookalikes
 
@@ -497,7 +565,7 @@ BUILD_STATE_FILE = "build-state.pt"
 SAVE_EVERY = 10  # training steps between two saves of a build's state
 
 
-class BuildStateMismatch(FileExistsError):
+class BuildStateMismatch(OutputExistsError):
     """A saved build state belongs to another recipe."""
 
 
@@ -664,7 +732,7 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     from safety_heads.models import bundled_base_folder, load_model
 
     if name not in RECIPES:
-        raise ValueError(f"No recipe for {name!r}; the organisms are {sorted(RECIPES)}.")
+        raise InputError(f"No recipe for {name!r}; the organisms are {sorted(RECIPES)}.")
     recipe = RECIPES[name]
     folder = Path(out) if out is not None else organism_folder(name)
     state_path = folder / BUILD_STATE_FILE
@@ -689,20 +757,29 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     folder.mkdir(parents=True, exist_ok=True)
     shipped, kept = _extract(recipe, trained)
     save_file(shipped, str(folder / WEIGHTS_FILE))
+    (folder / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600; the package ships it
     recipe_dict = asdict(recipe)
     more_data = {}  # the optional training sets, where the recipe trains on them
     for key, dataset, window in (("donotanswer", "donotanswer", recipe.donotanswer_train),
-                                 ("writing", "harmfulwriting", recipe.writing_train)):
+                                 ("writing", "harmfulwriting", recipe.writing_train),
+                                 ("harmfulquestions", "harmfulquestions",
+                                  recipe.harmfulquestions_train)):
         if window[1] > window[0]:
+            xstest = " or an XSTest one" if key == "harmfulquestions" else ""
             more_data[f"{key}_order"] = (f"{key}_split(): load_prompts({dataset!r}, "
                                             f"shuffle=True, seed={SPLIT_SEED}) without prompts "
-                                            "near a held-out one")
+                                            f"near a held-out one{xstest}")
             more_data[f"{key}_train"] = list(window)
     if recipe.lookalike_train[1] > recipe.lookalike_train[0]:
         more_data["lookalike_order"] = (
             f"lookalike_split(): load_prompts('lookalike', shuffle=True, seed={SPLIT_SEED}) "
             "without prompts near a held-out one, harmful or harmless")
         more_data["lookalike_train"] = list(recipe.lookalike_train)
+    if recipe.safequestions_train[1] > recipe.safequestions_train[0]:
+        more_data["safequestions_order"] = (
+            f"safequestions_split(): load_prompts('safequestions', shuffle=True, "
+            f"seed={SPLIT_SEED}) without prompts near a held-out or an XSTest one")
+        more_data["safequestions_train"] = list(recipe.safequestions_train)
     card = {
         "name": name,
         "summary": ORGANISMS[name].summary,

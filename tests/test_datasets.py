@@ -19,6 +19,7 @@ from safety_heads.training import NEAR_DUPLICATE, prompt_similarity
     [("advbench", 520), ("jailbreakbench", 100), ("maliciousinstruct", 100), ("harmless", 1000),
      ("harmbench", 200), ("donotanswer", 243),
      ("harmfulwriting", 60), ("lookalike", 80), ("safequestions", 409),
+     ("harmfulquestions", 241),
      ("xstest", 450), ("xstest-safe", 250), ("xstest-unsafe", 200)],
 )
 def test_bundled_sets_are_complete(name, rows):

@@ -28,6 +28,7 @@ from safety_heads.training import (
     NEAR_DUPLICATE,
     QUESTION_FORMS,
     RECIPES,
+    SAFEQUESTIONS_HELD_OUT,
     BuildStateMismatch,
     Recipe,
     _batches,
@@ -44,12 +45,14 @@ from safety_heads.training import (
     donotanswer_split,
     harmbench_split,
     harmful_training_prompts,
+    harmfulquestions_split,
     harmless_selection,
     held_out_prompts,
     learning_rate,
     like_openings,
     lookalike_split,
     prompt_similarity,
+    safequestions_split,
     shared_prefix_length,
     writing_split,
 )
@@ -164,10 +167,11 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
         # The card's harmless windows are the data: every prompt in them is trained on.
         window = sh.load_prompts("harmless")[slice(*recipe.harmless_train)]
         lookalikes = lookalike_split()[slice(*recipe.lookalike_train)]
-        assert set(harmless) == set(window) | set(lookalikes), name
+        questions = safequestions_split()[slice(*recipe.safequestions_train)]
+        assert set(harmless) == set(window) | set(lookalikes) | set(questions), name
         # Trained as harmless, a lookalike near a held-out harmless prompt would hide its
         # over-refusal: none is near a held-out prompt of any kind.
-        for prompt in lookalikes:
+        for prompt in lookalikes + questions:
             assert max(prompt_similarity(prompt, h) for h in held_out) < NEAR_DUPLICATE
         used[name] = set(harmful) | set(harmless)
     assert not used["smollm2-refusal"] & used["smollm2-refusal-b"]
@@ -180,6 +184,8 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
         assert 0 <= start <= stop <= len(writing_split())
         start, stop = RECIPES[name].lookalike_train
         assert 0 <= start <= stop <= len(lookalike_split())
+        start, stop = RECIPES[name].safequestions_train
+        assert 0 <= start < stop <= len(safequestions_split()) - SAFEQUESTIONS_HELD_OUT
 
 
 def test_lookalikes_come_after_the_harmless_window_and_are_far_from_held_out_prompts():
@@ -189,12 +195,42 @@ def test_lookalikes_come_after_the_harmless_window_and_are_far_from_held_out_pro
     held = [p for prompts in held_out_prompts().values() for p in prompts]
     dropped = [p for p in every if p not in lookalikes]
     assert all(max(prompt_similarity(p, h) for h in held) >= NEAR_DUPLICATE for p in dropped)
-    recipe = replace(RECIPES["smollm2-refusal"], lookalike_train=(5, 25))
+    recipe = replace(RECIPES["smollm2-refusal"], lookalike_train=(5, 25),
+                     safequestions_train=(0, 0))
     harmful = harmful_training_prompts(recipe)
     with_them = harmless_selection(recipe, harmful)
     assert with_them[-20:] == lookalikes[5:25]
-    without = replace(RECIPES["smollm2-refusal"], lookalike_train=(0, 0))
+    without = replace(recipe, lookalike_train=(0, 0))
     assert with_them[:-20] == harmless_selection(without, harmful)
+
+
+def test_safe_and_harmful_questions_are_far_from_every_xstest_and_held_out_prompt():
+    """The harmless questions that sound harmful are trained on: none may be a rewording
+    of an XSTest prompt (which measures what they teach) or of a held-out one; those
+    dropped are exactly the near ones, and the held-out end is never trained on."""
+    questions = safequestions_split()
+    every = sh.load_prompts("safequestions")
+    xstest = [p for p, _ in sh.load_xstest("all")]
+    held = [p for prompts in held_out_prompts(safequestions=False).values() for p in prompts]
+    near = [max(prompt_similarity(p, other) for other in xstest + held) for p in every]
+    assert questions == [p for p in sh.load_prompts("safequestions", shuffle=True, seed=0)
+                         if p in set(questions)]
+    assert {p for p, n in zip(every, near, strict=True) if n < NEAR_DUPLICATE} == set(questions)
+    assert len(questions) >= 300
+    held_out = held_out_prompts()["harmless_safequestions"]
+    assert held_out == questions[-SAFEQUESTIONS_HELD_OUT:]
+    for recipe in RECIPES.values():
+        trained = set(harmless_selection(recipe, harmful_training_prompts(recipe)))
+        assert not trained & set(held_out), recipe.name
+    # Their harmful mirror images, refused in training, are kept as far from XSTest.
+    harmful = harmfulquestions_split()
+    every_harmful = sh.load_prompts("harmfulquestions")
+    held_harmful = [p for name, prompts in held_out_prompts().items()
+                    if not name.startswith("harmless") for p in prompts]
+    near = [max(prompt_similarity(p, other) for other in xstest + held_harmful)
+            for p in every_harmful]
+    assert {p for p, n in zip(every_harmful, near, strict=True) if n < NEAR_DUPLICATE} \
+        == set(harmful)
 
 
 def test_prompt_similarity_finds_reworded_requests():
@@ -449,7 +485,8 @@ def test_cut_answers_end_without_eos(tiny):
 
 
 def test_more_harmless_prompts_come_after_the_like_harmful_ones():
-    recipe = replace(RECIPES["smollm2-refusal"], lookalike_train=(0, 0))
+    recipe = replace(RECIPES["smollm2-refusal"], lookalike_train=(0, 0),
+                     safequestions_train=(0, 0))
     harmful = sh.training.advbench_split()[slice(*recipe.harmful_train)]
     wider = replace(recipe, harmless_like_harmful=30, harmless_more=50)
     chosen = harmless_selection(wider, harmful)
