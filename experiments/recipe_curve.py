@@ -34,7 +34,7 @@ def cell(rate: dict | None) -> str:
 def row(path: Path) -> str:
     card = json.loads(path.read_text())
     held = card.get("held_out") or {}
-    label = card.get("label") or f"{card['name']} ({path.parent.name if path.name == 'card.json' else path.stem})"
+    label = card.get("label") or f"**{card['name']}, shipped**"
     cells = [cell((held.get(key) or {}).get(field)) for key, field, _ in COLUMNS]
     return f"| {label} | " + " | ".join(cells) + " |"
 

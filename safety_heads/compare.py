@@ -31,7 +31,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from safety_heads.errors import InputError
+from safety_heads.errors import InputError, damaged_result
 from safety_heads.heads import Head
 from safety_heads.sahara import SaharaResult
 from safety_heads.scoring import map_from_json, map_to_json, top_heads
@@ -276,7 +276,12 @@ def read_scores(path: str | Path) -> ShipsResult | SaharaResult:
             f"{path} is an unfinished {kind} run (a checkpoint); re-run the same command to "
             "finish it first."
         )
-    return ShipsResult.from_json(data) if kind == "ships" else SaharaResult.from_json(data)
+    try:
+        return ShipsResult.from_json(data) if kind == "ships" else SaharaResult.from_json(data)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise damaged_result(path, kind, error) from error
 
 
 def compare_results(

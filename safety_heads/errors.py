@@ -8,7 +8,8 @@ it. Each type also derives from the built-in exception a Python caller would exp
 ``except ValueError`` keeps working.
 """
 
-__all__ = ["SafetyHeadsError", "InputError", "OutputExistsError", "MissingFileError"]
+__all__ = ["SafetyHeadsError", "InputError", "OutputExistsError", "MissingFileError",
+           "damaged_result"]
 
 
 class SafetyHeadsError(Exception):
@@ -21,6 +22,14 @@ class InputError(SafetyHeadsError, ValueError):
 
 class OutputExistsError(SafetyHeadsError, FileExistsError):
     """An output path holds something this run may not replace."""
+
+
+def damaged_result(source: object, kind: str, error: Exception) -> InputError:
+    """The error for a result file of ``kind`` that parses as JSON but lacks what reading
+    it needs (``error``: the KeyError, TypeError ... that showed it)."""
+    missing = f"no field {error}" if isinstance(error, KeyError) else str(error)
+    return InputError(f"{source} is not a complete {kind} result ({missing}): it is damaged or "
+                      "was written by another version; re-run the command that wrote it.")
 
 
 class MissingFileError(SafetyHeadsError, FileNotFoundError):

@@ -46,7 +46,7 @@ import plotly.graph_objects as go
 
 from safety_heads.attention import AttentionPatterns
 from safety_heads.compare import MapComparison
-from safety_heads.errors import InputError
+from safety_heads.errors import InputError, damaged_result
 from safety_heads.export import EXPORT_NOTE
 from safety_heads.judges import LABELS, Verdict, label_counts
 from safety_heads.plots import (
@@ -130,14 +130,15 @@ def read_item(path: str | os.PathLike[str], label: str | None = None) -> ReportI
             "writes it to finish it, then build the report."
         )
     value: Any = data
-    if kind == "ships":
-        value = ShipsResult.from_json(data)
-    elif kind == "sahara":
-        value = SaharaResult.from_json(data)
-    elif kind == "comparison":
-        value = MapComparison.from_json(data)
-    elif kind == "attention":
-        value = AttentionPatterns.from_json(data)
+    readers = {"ships": ShipsResult.from_json, "sahara": SaharaResult.from_json,
+               "comparison": MapComparison.from_json, "attention": AttentionPatterns.from_json}
+    if kind in readers:
+        try:
+            value = readers[kind](data)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            if isinstance(error, InputError):
+                raise
+            raise damaged_result(path, kind, error) from error
     return ReportItem(kind, label or path.stem, value, str(path))
 
 
@@ -396,11 +397,13 @@ def sections_for(items: Sequence[ReportItem], *, examples: int = 5) -> list[Sect
         "side-effects": lambda item: _side_effect_sections(item, examples),
     }
     for item in items:
-        if item.kind == "asr-curve":
-            if item is curves[0]:
-                sections += _curve_sections(curves, examples)
+        if item.kind == "asr-curve" and item is not curves[0]:
             continue
-        sections += builders[item.kind](item)
+        try:
+            sections += (_curve_sections(curves, examples) if item.kind == "asr-curve"
+                         else builders[item.kind](item))
+        except (KeyError, TypeError, IndexError) as error:  # a file that lacks a field
+            raise damaged_result(item.source or item.label, item.kind, error) from error
     return sections
 
 

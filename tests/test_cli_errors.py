@@ -50,6 +50,9 @@ def user_folder(tmp_path, monkeypatch, bundled_folder):
     (home / "truncated.gguf").write_bytes(gguf[: len(gguf) // 3])
     (home / "not-a-result.json").write_text(json.dumps({"a": 1}))
     (home / "empty.csv").write_text("")
+    for kind in ("ships", "sahara", "evaluate", "side-effects"):  # finished, but no data
+        (home / f"bare-{kind}.json").write_text(
+            json.dumps({"kind": kind, "complete": True, "settings": {}}))
     return home
 
 
@@ -63,6 +66,17 @@ CASES = {
                               "--out", "c.html"], "not a result of safety-heads"),
     "report a non-result": (["report", "not-a-result.json", "--out", "r.html"],
                             "no kind field"),
+    "compare a ships result without per_prompt": (
+        ["compare", "bare-ships.json", "bare-ships.json", "--out", "c.html"],
+        "not a complete ships result (no field 'per_prompt')"),
+    "report a sahara result without heads": (
+        ["report", "bare-sahara.json", "--out", "r.html"], "not a complete sahara result"),
+    "report an evaluate result without answers": (
+        ["report", "bare-evaluate.json", "--out", "r.html"], "not a complete evaluate result"),
+    "report side effects without answers": (
+        ["report", "bare-side-effects.json", "--out", "r.html"], "not a complete side-effects"),
+    "judge a result without answers": (["judge", "bare-evaluate.json", "--out", "v.json"],
+                                       "without a 'responses' list"),
     "empty prompt file": (["evaluate", "--prompts", "empty.csv", "--out", "e.json"],
                           "is empty"),
     "no heads to score": (["ships", "--heads", "", "--out", "s.json"],
