@@ -23,8 +23,9 @@ Recipe shared by all three (numbers in :data:`RECIPES`):
   task verb are also asked in the question forms (``Recipe.harmless_questions``, "How can I
   create a logo?"), so that neither the wording nor the question form alone marks a request
   as harmful. Their answers are cut at 32 tokens. The planted organism trains on
-  ``smollm2-refusal``'s AdvBench, HarmBench and harmless windows (not its writing
-  requests or lookalikes). The last 100
+  ``smollm2-refusal``'s AdvBench, HarmBench and harmless windows (not its writing requests,
+  lookalikes or safe and harmful questions: with the questions, measured, it refused harm
+  less and safe lookalikes hardly less). The last 100
   harmless prompts are held out for the over-refusal check. ``Recipe.donotanswer_train``
   adds Do-Not-Answer's malicious-use questions (:func:`donotanswer_split`),
   ``Recipe.writing_train`` the bundled requests for harmful writing (:func:`writing_split`),
@@ -197,11 +198,13 @@ RECIPES: dict[str, Recipe] = {
                                  safequestions_train=(130, 260),
                                  harmfulquestions_train=(88, 176)),
     # smollm2-refusal's AdvBench, HarmBench and harmless data, trained into three heads'
-    # slices with a constant learning rate.
+    # slices with a constant learning rate. Built with the safe and harmful questions too,
+    # it refused harm less and safe lookalikes hardly less (README), so it goes without.
     "smollm2-planted": replace(_REFUSAL, name="smollm2-planted", kind="planted", lr=3e-4,
                                planted_heads=("8.2", "15.6", "21.4"), epochs=2,
                                harmful_repeat=1, harmless_repeat=2, writing_train=(0, 0),
-                               lookalike_train=(0, 0), lr_schedule="constant", lora_r=8,
+                               lookalike_train=(0, 0), safequestions_train=(0, 0),
+                               harmfulquestions_train=(0, 0), lr_schedule="constant", lora_r=8,
                                lora_alpha=16, shipped_rank=0),
 }
 
