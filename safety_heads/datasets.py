@@ -14,7 +14,7 @@ donotanswer     243  harmful questions (Do-Not-Answer malicious uses, Wang et al
 harmfulwriting   60  requests for hateful, violent, misleading, harassing writing
 lookalike        80  harmless requests worded or themed like harmful ones
 safequestions   409  harmless questions that sound harmful (violent verbs, homonyms, ...)
-harmfulquestions     harmful questions with the same surface (refused in training)
+harmfulquestions 241 harmful questions with the same surface (refused in training)
 xstest          450  XSTest v2 (Röttger et al. 2024): both parts below, evaluation only
 xstest-safe     250  safe prompts that look unsafe, the over-refusal test (evaluation only)
 xstest-unsafe   200  XSTest's unsafe contrast prompts (evaluation only)
