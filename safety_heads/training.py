@@ -73,6 +73,7 @@ import random
 import re
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,7 @@ def _content_words(prompt: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", prompt.lower())) - _FILLER
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
+def _jaccard(a: AbstractSet[str], b: AbstractSet[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
