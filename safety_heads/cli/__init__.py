@@ -61,11 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         parser.exit(130, f"{prefix}: interrupted; what was finished is saved: re-run the same "
                          "command to resume.\n")
-    except SafetyHeadsError as error:
-        if args.verbose:
-            traceback.print_exc()
-        parser.exit(2, f"{prefix}: error: {one_line(error)}\n")
-    except OSError as error:  # the machine's, not the package's: a full disk, a permission
+    except (SafetyHeadsError, OSError) as error:  # OSError: a full disk, a permission
         if args.verbose:
             traceback.print_exc()
         parser.exit(2, f"{prefix}: error: {one_line(error)}\n")
