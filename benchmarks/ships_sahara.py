@@ -66,7 +66,7 @@ def fast_path_flops(model, prompts, template, scorer) -> float:
 
 
 def sample_heads(model, count: int) -> list[Head]:
-    heads = [Head(l, h) for l in range(model.n_layers) for h in range(model.n_heads)]
+    heads = [Head(layer, h) for layer in range(model.n_layers) for h in range(model.n_heads)]
     if count <= 0 or count >= len(heads):
         return heads
     step = len(heads) / count

@@ -10,7 +10,6 @@ A head is a ``(layer, head)`` pair, both 0-based. Zhou et al. write head 26 of l
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from safety_heads.errors import InputError
 
@@ -39,7 +38,7 @@ class Head:
         return {"layer": self.layer, "head": self.head}
 
 
-HeadLike = Union[Head, str, Sequence[int], Mapping[str, int]]
+HeadLike = Head | str | Sequence[int] | Mapping[str, int]
 
 
 def parse_head(value: HeadLike) -> Head:

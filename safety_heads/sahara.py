@@ -78,7 +78,7 @@ class SaharaResult:
     def contrast_step_scores(self) -> list[Tensor] | None:
         if self.control_step_scores is None:
             return None
-        return [a - b for a, b in zip(self.step_scores, self.control_step_scores)]
+        return [a - b for a, b in zip(self.step_scores, self.control_step_scores, strict=True)]
 
     def selection_maps(self) -> list[Tensor]:
         return self.contrast_step_scores if self.select == "contrast" else self.step_scores

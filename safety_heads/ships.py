@@ -151,7 +151,7 @@ class ShipsResult:
 
         n_layers, n_heads = self.mean.shape
         columns: dict[str, Any] = {
-            "layer": [l for l in range(n_layers) for _ in range(n_heads)],
+            "layer": [layer for layer in range(n_layers) for _ in range(n_heads)],
             "head": [h for _ in range(n_layers) for h in range(n_heads)],
             "score": self.mean.flatten().tolist(),
             "topk_frequency": self.topk_frequency.flatten().tolist(),
@@ -269,8 +269,8 @@ def ships(
     sets = {"prompts": prompts} | ({"control": list(control)} if control is not None else {})
     maps = {name: torch.full((len(texts), model.n_layers, model.n_heads), torch.nan, dtype=torch.float64)
             for name, texts in sets.items()}
-    layers = [l for l in range(model.n_layers) if bool(candidates[l].any())]
-    todo = [l for l in layers if f"layer-{l}" not in done]
+    layers = [layer for layer in range(model.n_layers) if bool(candidates[layer].any())]
+    todo = [layer for layer in layers if f"layer-{layer}" not in done]
     for texts in sets.values():
         model.check_context(texts, template, system)
     prepared = {}

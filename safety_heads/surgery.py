@@ -36,7 +36,7 @@ __all__ = [
 
 
 def scale_query_heads(
-    weight: Float[Tensor, "n_heads_x_d_head *rest"], heads: Sequence[int], n_heads: int, factor: float
+    weight: Float[Tensor, "n_heads_x_d_head ..."], heads: Sequence[int], n_heads: int, factor: float
 ) -> Tensor:
     """Scale the rows of a query projection (or the entries of its bias) of ``heads``."""
     split = rearrange(weight.clone(), "(n_heads d_head) ... -> n_heads d_head ...", n_heads=n_heads)
@@ -45,7 +45,7 @@ def scale_query_heads(
 
 
 def mean_query_heads(
-    weight: Float[Tensor, "n_heads_x_d_head *rest"], heads: Sequence[int], n_heads: int
+    weight: Float[Tensor, "n_heads_x_d_head ..."], heads: Sequence[int], n_heads: int
 ) -> Tensor:
     """Replace the query rows (or bias entries) of ``heads`` by their mean over all heads."""
     split = rearrange(weight.clone(), "(n_heads d_head) ... -> n_heads d_head ...", n_heads=n_heads)

@@ -287,7 +287,7 @@ def test_per_prompt_heads_in_one_batch_equal_each_prompt_alone(tiny, kind):
     alone = [
         generate_responses(tiny.model, [prompt], Ablation.of(heads, kind) if heads else None,
                            GenerationConfig(max_new_tokens=6), progress=False)[0]
-        for prompt, heads in zip(PROMPTS, OWN_HEADS)
+        for prompt, heads in zip(PROMPTS, OWN_HEADS, strict=True)
     ]
     assert together == alone
     assert together != generate_responses(tiny.model, PROMPTS, Ablation.of("1.2", kind), SHORT,

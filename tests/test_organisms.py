@@ -3,6 +3,7 @@ harmless ones, and are exactly what their recipes say; the training pieces do wh
 claim on tiny models."""
 
 import copy
+import itertools
 import json
 import random
 from dataclasses import MISSING, asdict, fields, replace
@@ -525,7 +526,7 @@ def test_a_linear_schedule_falls_to_the_last_step():
     recipe = replace(RECIPES["smollm2-refusal"], lr=1e-3, lr_schedule="linear")
     rates = [learning_rate(recipe, step, 10) for step in range(1, 11)]
     assert rates[0] == 1e-3 and abs(rates[-1] - 1e-4) < 1e-12
-    assert all(abs((a - b) - 1e-4) < 1e-12 for a, b in zip(rates, rates[1:]))
+    assert all(abs((a - b) - 1e-4) < 1e-12 for a, b in itertools.pairwise(rates))
     assert learning_rate(RECIPES["smollm2-planted"], 7, 10) == RECIPES["smollm2-planted"].lr
     with pytest.raises(ValueError, match="lr_schedule='cosine' is not one of"):
         replace(recipe, lr_schedule="cosine")  # refused before a build starts

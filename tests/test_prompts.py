@@ -51,7 +51,7 @@ def test_exactly_one_bos_when_the_tokenizer_uses_one(bos_tokenizer):
     bos = bos_tokenizer.bos_token_id
     texts = ["## Query: a\n## Answer:", bos_tokenizer.bos_token + "[INST] a [/INST]"]
     batch = encode_prompts(bos_tokenizer, texts)
-    for row, mask in zip(batch.input_ids, batch.attention_mask):
+    for row, mask in zip(batch.input_ids, batch.attention_mask, strict=True):
         real = row[mask.bool()].tolist()
         assert real[0] == bos
         assert real.count(bos) == 1

@@ -65,7 +65,8 @@ def test_each_prompts_own_top_heads(tiny):
         scores = result.per_prompt[row]
         values = [scores[h.layer, h.head].item() for h in heads]
         assert values == sorted(values, reverse=True)
-        others = [scores[l, h].item() for l in range(4) for h in range(4) if Head(l, h) not in heads]
+        others = [scores[layer, h].item() for layer in range(4) for h in range(4)
+                  if Head(layer, h) not in heads]
         assert min(values) >= max(others)
     ablations = result.prompt_ablations(2)
     assert ablations.heads == tuple(tuple(row[:2]) for row in own)
@@ -182,7 +183,7 @@ def test_sahara_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
     resumed = sahara(tiny.model, PROMPTS, steps=2, control=CONTROL, checkpoint=path, **SMALL)
     assert resumed.heads == uninterrupted.heads
     for a, b in zip(resumed.step_scores + resumed.control_step_scores,
-                    uninterrupted.step_scores + uninterrupted.control_step_scores):
+                    uninterrupted.step_scores + uninterrupted.control_step_scores, strict=True):
         assert torch.equal(a.nan_to_num(-1), b.nan_to_num(-1))
     loaded = SaharaResult.load(path)
     assert loaded.heads == resumed.heads and loaded.chosen() == resumed.chosen()

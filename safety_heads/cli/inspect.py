@@ -44,7 +44,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_format(args: argparse.Namespace) -> int:
     model = load_from_args(args)
     batch = model.encode(prompts_from_args(args), template=args.template, system=args.system)
-    for row, mask in zip(batch.input_ids, batch.attention_mask):
+    for row, mask in zip(batch.input_ids, batch.attention_mask, strict=True):
         ids = row[mask.bool()].tolist()
         sys.stdout.write(f"--- {len(ids)} tokens ---\n{model.tokenizer.decode(ids)}\n")
     return 0
