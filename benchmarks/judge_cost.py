@@ -19,8 +19,12 @@ from safety_heads.training import held_out_prompts
 
 CASES = (
     ("base model, no ablation (worst case)", "smollm2-135m-instruct", "jailbreakbench", ()),
-    ("smollm2-refusal, top 5 Ships heads UA", "smollm2-refusal", "advbench_held_out",
-     ("18.8", "7.2", "18.7", "12.8", "8.8")),
+    (
+        "smollm2-refusal, top 5 Ships heads UA",
+        "smollm2-refusal",
+        "advbench_held_out",
+        ("18.8", "7.2", "18.7", "12.8", "8.8"),
+    ),
 )
 
 
@@ -32,8 +36,10 @@ def main() -> None:
     args = parser.parse_args()
     sets = held_out_prompts()
     config = sh.GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.prompts} prompts, {args.max_new_tokens} new tokens, batch {args.batch_size}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.prompts} prompts, {args.max_new_tokens} new tokens, batch {args.batch_size}"
+    )
     for title, name, dataset, heads in CASES:
         model = sh.load_model(name)
         prompts = sets[dataset][: args.prompts]
@@ -50,8 +56,10 @@ def main() -> None:
         start = time.perf_counter()
         sh.ContentJudge(model=model, batch_size=args.batch_size).mean_logprobs(prompts, answers)
         every = time.perf_counter() - start
-        opened = sum(v.label in ("echo", "evasive", "compliance") or "incoherent" in v.reason
-                     for v in verdicts)
+        opened = sum(
+            v.label in ("echo", "evasive", "compliance") or "incoherent" in v.reason
+            for v in verdicts
+        )
         print(f"\n{title}: {opened}/{len(prompts)} answers needed the coherence pass")
         print(f"  generate            {generate:7.2f} s")
         print(f"  content judge       {content:7.2f} s  = {content / generate:.1%} of generation")

@@ -9,9 +9,10 @@ Each is timed by the reference loop (one full forward pass per head and prompt, 
 paper's code) and by the fast path (cached residuals, layer suffixes, batched ablations,
 the chat template's shared opening computed once per ablation), the numbers of both are
 compared, and the speed-up is printed. ``--unshared`` also times the fast path with the
-shared opening switched off (``min_shared_tokens=None``), to show what that step adds. The reference loop's cost
-per head is the same for every head (a full pass per prompt), so with ``--naive-sample N``
-it is timed on N heads spread over all layers and scaled to all heads (its time x
+shared opening switched off (``min_shared_tokens=None``), to show what that step adds.
+The reference loop's cost per head is the same for every head (a full pass per prompt),
+so with ``--naive-sample N`` it is timed on N heads spread over all layers and scaled to
+all heads (its time x
 (heads + 1) / (N + 1): one base pass and one pass per head for each prompt); the printout
 says so. ``--naive-sample 0`` times it on every head.
 
@@ -57,11 +58,14 @@ def fast_path_flops(model, prompts, template, scorer) -> float:
     texts = [model.format(p, template) for p in prompts]
     none = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
     base = counted_flops(
-        lambda: unembed_logprobs(model, group_hidden(build_groups(model, texts, none, ScoreSettings())))
+        lambda: unembed_logprobs(
+            model, group_hidden(build_groups(model, texts, none, ScoreSettings()))
+        )
     )
     one_per_layer = [Head(layer, 0) for layer in range(model.n_layers)]
-    subset = counted_flops(lambda: scorer(model, prompts, template=template, heads=one_per_layer,
-                                          progress=False))
+    subset = counted_flops(
+        lambda: scorer(model, prompts, template=template, heads=one_per_layer, progress=False)
+    )
     return base + model.n_heads * (subset - base)
 
 
@@ -110,53 +114,79 @@ def measure(title, model, prompts, args, sampled, naive_run, fast_run, pick, cei
     fast, fast_s = timed(lambda: fast_run(model, prompts, template=args.template, progress=False))
     gap = (pick(fast, sampled) - naive).abs().max().item()
     if args.unshared:
-        plain, plain_s = timed(lambda: fast_run(model, prompts, template=args.template,
-                                                min_shared_tokens=None, progress=False))
+        plain, plain_s = timed(
+            lambda: fast_run(
+                model, prompts, template=args.template, min_shared_tokens=None, progress=False
+            )
+        )
         plain_gap = (pick(plain, sampled) - naive).abs().max().item()
-        print(f"{title}: fast path without the shared opening {plain_s:.1f} s, speed-up "
-              f"{naive_s * scale / plain_s:.1f}x, max |difference| {plain_gap:.2e} {unit}; "
-              f"sharing the opening makes it {plain_s / fast_s:.2f}x faster", flush=True)
+        print(
+            f"{title}: fast path without the shared opening {plain_s:.1f} s, speed-up "
+            f"{naive_s * scale / plain_s:.1f}x, max |difference| {plain_gap:.2e} {unit}; "
+            f"sharing the opening makes it {plain_s / fast_s:.2f}x faster",
+            flush=True,
+        )
     flops = fast_path_flops(model, prompts, args.template, fast_run)
     useful = flops * real_token_share(model, prompts, args.template) / fast_s
-    print(f"{title}, {n_total} heads x {len(prompts)} prompts: reference loop "
-          f"{naive_s * scale:.1f} s ({label} heads timed, {naive_s:.1f} s), fast path "
-          f"{fast_s:.1f} s; speed-up {naive_s * scale / fast_s:.1f}x; max |difference| "
-          f"{gap:.2e} {unit}; efficiency {useful / ceiling:.2f}", flush=True)
+    print(
+        f"{title}, {n_total} heads x {len(prompts)} prompts: reference loop "
+        f"{naive_s * scale:.1f} s ({label} heads timed, {naive_s:.1f} s), fast path "
+        f"{fast_s:.1f} s; speed-up {naive_s * scale / fast_s:.1f}x; max |difference| "
+        f"{gap:.2e} {unit}; efficiency {useful / ceiling:.2f}",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--naive-sample", type=int, default=18,
-                        help="heads timed in the reference loop (0 = all)")
+    parser.add_argument(
+        "--naive-sample", type=int, default=18, help="heads timed in the reference loop (0 = all)"
+    )
     parser.add_argument("--template", default="chat")
     parser.add_argument("--ships-prompts", type=int, default=8)
     parser.add_argument("--sahara-prompts", type=int, default=32)
     parser.add_argument("--only", choices=["a", "b"], default=None, help="run one part only")
-    parser.add_argument("--unshared", action="store_true",
-                        help="also time the fast path without the shared opening")
+    parser.add_argument(
+        "--unshared", action="store_true", help="also time the fast path without the shared opening"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = sh.load_model("smollm2-135m-instruct")
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"device {model.device}", flush=True)
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"device {model.device}",
+        flush=True,
+    )
     ceiling = ceiling_rate(model, args.template)
     print(f"ceiling: one batched forward pass runs at {ceiling / 1e9:.2f} GFLOP/s", flush=True)
     sampled = sample_heads(model, args.naive_sample)
     parts = {
-        "a": ("(a) Ships", args.ships_prompts, ships_reference, ships,
-              lambda fast, heads: torch.stack([fast.per_prompt[:, h.layer, h.head] for h in heads], 1),
-              "(KL)"),
-        "b": ("(b) one Sahara step", args.sahara_prompts, generalized_ships_reference,
-              generalized_ships,
-              lambda fast, heads: torch.stack([fast.scores[h.layer, h.head] for h in heads]),
-              "degrees"),
+        "a": (
+            "(a) Ships",
+            args.ships_prompts,
+            ships_reference,
+            ships,
+            lambda fast, heads: torch.stack(
+                [fast.per_prompt[:, h.layer, h.head] for h in heads], 1
+            ),
+            "(KL)",
+        ),
+        "b": (
+            "(b) one Sahara step",
+            args.sahara_prompts,
+            generalized_ships_reference,
+            generalized_ships,
+            lambda fast, heads: torch.stack([fast.scores[h.layer, h.head] for h in heads]),
+            "degrees",
+        ),
     }
     for key, (title, count, naive_run, fast_run, pick, unit) in parts.items():
         if args.only in (None, key):
             prompts = sh.load_prompts("advbench", limit=count)
             measure(title, model, prompts, args, sampled, naive_run, fast_run, pick, ceiling, unit)
+
 
 if __name__ == "__main__":
     main()

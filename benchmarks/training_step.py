@@ -78,8 +78,11 @@ def main() -> None:
     def shared(ids, labels, mask):
         return answer_loss(model, ids, labels, mask)
 
-    ways = {"labels= loss (all positions)": full, "answer_loss (answer positions)": selected,
-            "answer_loss, shared prefix": shared}
+    ways = {
+        "labels= loss (all positions)": full,
+        "answer_loss (answer positions)": selected,
+        "answer_loss, shared prefix": shared,
+    }
     seconds = dict.fromkeys(ways, 0.0)
     worst_loss = worst_gradient = 0.0
     for _ in range(args.rounds):
@@ -97,20 +100,28 @@ def main() -> None:
                 worst_gradient = max(worst_gradient, (gradient - results[0][1]).abs().max().item())
     steps = args.rounds * len(batches)
     tokens = sum(int(mask.sum()) for _, _, mask in batches) / len(batches)
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(batches)} batches "
-          f"of 8 (~{tokens:.0f} real tokens each, {shared_prefix_length(*batches[0])} of each "
-          f"row's shared), {args.rounds} rounds")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(batches)} batches "
+        f"of 8 (~{tokens:.0f} real tokens each, {shared_prefix_length(*batches[0])} of each "
+        f"row's shared), {args.rounds} rounds"
+    )
     before = baseline = None
     for name, total in seconds.items():
         per_step = total / steps
-        against = (f"   {before / per_step:.2f}x the one before, {baseline / per_step:.2f}x the "
-                   "labels= loss" if before else "")
+        against = (
+            f"   {before / per_step:.2f}x the one before, {baseline / per_step:.2f}x the "
+            "labels= loss"
+            if before
+            else ""
+        )
         print(f"  {name:32s} {per_step:6.2f} s per step{against}")
         before, baseline = per_step, baseline or per_step
-    print(f"largest difference from the labels= loss: {worst_loss:.2e} in the loss, "
-          f"{worst_gradient:.2e} in a gradient entry "
-          f"(largest entry {results[0][1].abs().max().item():.2e})")
+    print(
+        f"largest difference from the labels= loss: {worst_loss:.2e} in the loss, "
+        f"{worst_gradient:.2e} in a gradient entry "
+        f"(largest entry {results[0][1].abs().max().item():.2e})"
+    )
 
 
 if __name__ == "__main__":

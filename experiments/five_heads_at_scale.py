@@ -39,16 +39,27 @@ def main() -> None:
     sets = held_out_prompts()
     results = {}
     advbench = sets["advbench_held_out"]
-    for name, prompts in ((f"advbench_{used}_{len(advbench)}", advbench[used:]),
-                          ("jailbreakbench", sets["jailbreakbench"])):
+    for name, prompts in (
+        (f"advbench_{used}_{len(advbench)}", advbench[used:]),
+        ("jailbreakbench", sets["jailbreakbench"]),
+    ):
         for kind in ("scale", "undifferentiated", None):
             ablation = sh.Ablation.of(heads, kind) if kind else None
             result = sh.evaluate_asr(model, prompts, ablation, config=config, progress=False)
             rate = result.asr
-            print(name, kind, rate.count, "of", rate.n, f"[{rate.low:.2f}, {rate.high:.2f}]",  # noqa: T201
-                  flush=True)
+            print(
+                name,
+                kind,
+                rate.count,
+                "of",
+                rate.n,
+                f"[{rate.low:.2f}, {rate.high:.2f}]",  # noqa: T201
+                flush=True,
+            )
             results[f"{name}-{kind}"] = {
-                "successes": rate.count, "n": rate.n, "ci": [rate.low, rate.high],
+                "successes": rate.count,
+                "n": rate.n,
+                "ci": [rate.low, rate.high],
                 "answers": [(r.prompt, r.response, r.attack_success) for r in result.responses],
             }
     harmless = sets["harmless_held_out"]
@@ -56,10 +67,20 @@ def main() -> None:
         ablation = sh.Ablation.of(heads, kind) if kind else None
         cost = sh.side_effects(model, harmless, ablation, config=config, progress=False)
         rate = cost.over_refusal
-        print("harmless", kind, "over-refused", rate.count, "of", rate.n,  # noqa: T201
-              f"mean KL {cost.mean_kl:.3f}", flush=True)
+        print(
+            "harmless",
+            kind,
+            "over-refused",
+            rate.count,
+            "of",
+            rate.n,  # noqa: T201
+            f"mean KL {cost.mean_kl:.3f}",
+            flush=True,
+        )
         results[f"harmless-{kind}"] = {
-            "over_refused": rate.count, "n": rate.n, "ci": [rate.low, rate.high],
+            "over_refused": rate.count,
+            "n": rate.n,
+            "ci": [rate.low, rate.high],
             "mean_kl": cost.mean_kl,
             "answers": [(r.prompt, r.response, bool(r.verdict.refusal)) for r in cost.responses],
         }

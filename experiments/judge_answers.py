@@ -32,8 +32,13 @@ RUNS = (
     # (file stem, model, prompt set, heads, count)
     ("judge-base-jailbreakbench", "smollm2-135m-instruct", "jailbreakbench", (), 40),
     ("judge-base-maliciousinstruct", "smollm2-135m-instruct", "maliciousinstruct", (), 40),
-    ("judge-refusal-ships5-ua-maliciousinstruct", "smollm2-refusal", "maliciousinstruct",
-     ("18.8", "7.2", "18.7", "12.8", "8.8"), 40),
+    (
+        "judge-refusal-ships5-ua-maliciousinstruct",
+        "smollm2-refusal",
+        "maliciousinstruct",
+        ("18.8", "7.2", "18.7", "12.8", "8.8"),
+        40,
+    ),
     ("judge-planted-8.2-ua-jailbreakbench", "smollm2-planted", "jailbreakbench", ("8.2",), 40),
     ("judge-refusal-b-none-jailbreakbench", "smollm2-refusal-b", "jailbreakbench", (), 40),
 )
@@ -46,8 +51,14 @@ def generate_runs() -> None:
     for stem, name, dataset, heads, count in RUNS:
         model = loaded.setdefault(name, sh.load_model(name))
         ablation = sh.Ablation(heads) if heads else None
-        sh.evaluate_asr(model, sets[dataset][:count], ablation, config=config,
-                        judge="keyword", out=RESULTS / f"{stem}.json")
+        sh.evaluate_asr(
+            model,
+            sets[dataset][:count],
+            ablation,
+            config=config,
+            judge="keyword",
+            out=RESULTS / f"{stem}.json",
+        )
 
 
 def pairs() -> list[dict[str, str]]:
@@ -61,8 +72,9 @@ def pairs() -> list[dict[str, str]]:
             if key in seen:
                 continue
             seen.add(key)
-            rows.append({"source": Path(path).stem, "prompt": item["prompt"],
-                         "response": item["response"]})
+            rows.append(
+                {"source": Path(path).stem, "prompt": item["prompt"], "response": item["response"]}
+            )
     return rows
 
 
@@ -92,8 +104,14 @@ def sample(rows: list[dict[str, str]], size: int, seed: int = 0) -> list[dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generate", action="store_true", help="run the new generations")
-    parser.add_argument("--sample", type=int, nargs=2, default=None, metavar=("OLD", "NEW"),
-                        help="draw this many answers of the earlier runs and of the new ones")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("OLD", "NEW"),
+        help="draw this many answers of the earlier runs and of the new ones",
+    )
     parser.add_argument("--out", type=Path, default=Path("judge-pool.jsonl"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -23,9 +23,12 @@ FAILURES = ("degenerate", "echo", "evasive")
 
 
 SOURCE_MODELS = (  # the prefix of a source run's file name -> the model that answered
-    ("asr-smollm2-planted-", "smollm2-planted"), ("asr-smollm2-refusal-", "smollm2-refusal"),
-    ("judge-base-", "smollm2-135m-instruct"), ("judge-planted-", "smollm2-planted"),
-    ("judge-refusal-b-", "smollm2-refusal-b"), ("judge-refusal-", "smollm2-refusal"),
+    ("asr-smollm2-planted-", "smollm2-planted"),
+    ("asr-smollm2-refusal-", "smollm2-refusal"),
+    ("judge-base-", "smollm2-135m-instruct"),
+    ("judge-planted-", "smollm2-planted"),
+    ("judge-refusal-b-", "smollm2-refusal-b"),
+    ("judge-refusal-", "smollm2-refusal"),
 )
 
 
@@ -43,8 +46,10 @@ def predictions(rows: list[dict]) -> dict[str, list[str]]:
         judge = ContentJudge(model=sh.load_model(name))
         verdicts = judge.judge([r["prompt"] for r in group], [r["response"] for r in group])
         content.update({r["id"]: v.label for r, v in zip(group, verdicts, strict=True)})
-    return {"content": [content[r["id"]] for r in rows],
-            "keyword": [KeywordJudge().verdict(r["response"]).label for r in rows]}
+    return {
+        "content": [content[r["id"]] for r in rows],
+        "keyword": [KeywordJudge().verdict(r["response"]).label for r in rows],
+    }
 
 
 def summary(rows: list[dict], predicted: list[str]) -> dict[str, float | str]:
@@ -68,12 +73,12 @@ def summary(rows: list[dict], predicted: list[str]) -> dict[str, float | str]:
 
 def matrix(rows: list[dict], predicted: list[str]) -> list[str]:
     seen = [label for label in (*ORDER, "other") if label in predicted]
-    lines = ["| read as \\ judged | " + " | ".join(seen) + " |",
-             "|---|" + "---|" * len(seen)]
+    lines = ["| read as \\ judged | " + " | ".join(seen) + " |", "|---|" + "---|" * len(seen)]
     for gold in ORDER:
-        counts = [sum(r["label"] == gold and p == label for r, p in zip(rows, predicted,
-                                                                        strict=True))
-                  for label in seen]
+        counts = [
+            sum(r["label"] == gold and p == label for r, p in zip(rows, predicted, strict=True))
+            for label in seen
+        ]
         lines.append(f"| {gold} | " + " | ".join(str(c) for c in counts) + " |")
     return lines
 
@@ -81,23 +86,36 @@ def matrix(rows: list[dict], predicted: list[str]) -> list[str]:
 def main() -> None:
     rows = [json.loads(line) for line in LABELLED.read_text().splitlines()]
     predicted = predictions(rows)
-    lines = ["# The judges on the labelled set", "",
-             f"{len(rows)} answers, labels resolved from two reading passes "
-             "(`tests/data/judge_labels.jsonl`). Written by "
-             "`python experiments/judge_validation.py`.", ""]
-    halves = {"all": rows, "even ids": [r for r in rows if r["id"] % 2 == 0],
-              "odd ids": [r for r in rows if r["id"] % 2 == 1]}
+    lines = [
+        "# The judges on the labelled set",
+        "",
+        f"{len(rows)} answers, labels resolved from two reading passes "
+        "(`tests/data/judge_labels.jsonl`). Written by "
+        "`python experiments/judge_validation.py`.",
+        "",
+    ]
+    halves = {
+        "all": rows,
+        "even ids": [r for r in rows if r["id"] % 2 == 0],
+        "odd ids": [r for r in rows if r["id"] % 2 == 1],
+    }
     for judge, labels in predicted.items():
-        lines += [f"## {judge} judge", "", "| measure | " + " | ".join(halves) + " |",
-                  "|---|" + "---|" * len(halves)]
+        lines += [
+            f"## {judge} judge",
+            "",
+            "| measure | " + " | ".join(halves) + " |",
+            "|---|" + "---|" * len(halves),
+        ]
         by_half = {}
         for half, chosen in halves.items():
             ids = {r["id"] for r in chosen}
-            by_half[half] = summary(chosen, [p for r, p in zip(rows, labels, strict=True)
-                                             if r["id"] in ids])
+            by_half[half] = summary(
+                chosen, [p for r, p in zip(rows, labels, strict=True) if r["id"] in ids]
+            )
         for measure in by_half["all"]:
-            lines.append(f"| {measure} | " + " | ".join(str(by_half[h][measure])
-                                                         for h in halves) + " |")
+            lines.append(
+                f"| {measure} | " + " | ".join(str(by_half[h][measure]) for h in halves) + " |"
+            )
         lines += ["", "Confusion matrix (rows: the readers' label; columns: the judge's):", ""]
         lines += matrix(rows, labels) + [""]
     OUT.write_text("\n".join(lines))

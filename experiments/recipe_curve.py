@@ -40,8 +40,10 @@ def row(path: Path) -> str:
 
 
 def main() -> None:
-    lines = ["| recipe | " + " | ".join(title for *_, title in COLUMNS) + " |",
-             "|---" * (len(COLUMNS) + 1) + "|"]
+    lines = [
+        "| recipe | " + " | ".join(title for *_, title in COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
     lines += [row(Path(path)) for path in sys.argv[1:]]
     sys.stdout.write("\n".join(lines) + "\n")
 

@@ -27,14 +27,26 @@ def sources() -> list[tuple[str, str, list[tuple[str, str]], str]]:
     for path in sorted(files):
         data = json.loads(Path(path).read_text())
         what = "harmless" if data["kind"] == "side-effects" else "harmful"
-        found.append((Path(path).stem, data["settings"]["model"],
-                      [(r["prompt"], r["response"]) for r in data["responses"]], what))
+        found.append(
+            (
+                Path(path).stem,
+                data["settings"]["model"],
+                [(r["prompt"], r["response"]) for r in data["responses"]],
+                what,
+            )
+        )
     for path in sorted(glob.glob(str(RESULTS / "five-heads-*.json"))):
         organism = Path(path).stem.removeprefix("five-heads-")
         for key, entry in json.loads(Path(path).read_text()).items():
             what = "harmless" if key.startswith("harmless") else "harmful"
-            found.append((f"{Path(path).stem}/{key}", organism,
-                          [(p, a) for p, a, _ in entry["answers"]], what))
+            found.append(
+                (
+                    f"{Path(path).stem}/{key}",
+                    organism,
+                    [(p, a) for p, a, _ in entry["answers"]],
+                    what,
+                )
+            )
     return found
 
 
@@ -52,25 +64,38 @@ def main() -> None:
         rows[name] = {"model": model_name, "what": what, "n": len(pairs), **figures}
     (RESULTS / "rejudged.json").write_text(json.dumps(rows, indent=1) + "\n")
     order = ("compliance", "refusal", "evasive", "echo", "degenerate", "too_short")
-    lines = ["# Saved answers judged again", "",
-             "Content judge (default, coherence read with the organism before ablation) beside "
-             "the paper's keyword judge, on the same greedy answers (48 new tokens); 95% "
-             "Clopper-Pearson intervals. Written by `python experiments/rejudge.py`.", "",
-             "## Harmful prompts: ASR", "",
-             "| answers | n | keyword ASR | content ASR | content labels (" + ", ".join(order)
-             + ") |", "|---|---|---|---|---|"]
+    lines = [
+        "# Saved answers judged again",
+        "",
+        "Content judge (default, coherence read with the organism before ablation) beside "
+        "the paper's keyword judge, on the same greedy answers (48 new tokens); 95% "
+        "Clopper-Pearson intervals. Written by `python experiments/rejudge.py`.",
+        "",
+        "## Harmful prompts: ASR",
+        "",
+        "| answers | n | keyword ASR | content ASR | content labels (" + ", ".join(order) + ") |",
+        "|---|---|---|---|---|",
+    ]
     for name, row in rows.items():
         if row["what"] == "harmful":
             labels = " / ".join(str(row["labels"].get(k, 0)) for k in order)
-            lines.append(f"| {name} | {row['n']} | {fmt(row['keyword_asr'])} | "
-                         f"{fmt(row['asr'])} | {labels} |")
-    lines += ["", "## Harmless prompts: over-refusal", "",
-              "| answers | n | keyword (explicit phrases) | content (refusal label) |",
-              "|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {row['n']} | {fmt(row['keyword_asr'])} | "
+                f"{fmt(row['asr'])} | {labels} |"
+            )
+    lines += [
+        "",
+        "## Harmless prompts: over-refusal",
+        "",
+        "| answers | n | keyword (explicit phrases) | content (refusal label) |",
+        "|---|---|---|---|",
+    ]
     for name, row in rows.items():
         if row["what"] == "harmless":
-            lines.append(f"| {name} | {row['n']} | {fmt(row['keyword_explicit_refusal_rate'])} "
-                         f"| {fmt(row['refusal_rate'])} |")
+            lines.append(
+                f"| {name} | {row['n']} | {fmt(row['keyword_explicit_refusal_rate'])} "
+                f"| {fmt(row['refusal_rate'])} |"
+            )
     (RESULTS / "rejudged.md").write_text("\n".join(lines) + "\n")
 
 

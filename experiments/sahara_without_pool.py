@@ -44,28 +44,46 @@ def main() -> None:
     name = args.organism
     model = sh.load_model(name)
     sets = held_out_prompts()
-    search = sh.sahara(model, sets["advbench_held_out"][: args.prompts], steps=args.steps,
-                       checkpoint=RESULTS / f"sahara-{name}-all-heads.json", progress=True)
+    search = sh.sahara(
+        model,
+        sets["advbench_held_out"][: args.prompts],
+        steps=args.steps,
+        checkpoint=RESULTS / f"sahara-{name}-all-heads.json",
+        progress=True,
+    )
     planted = planted_heads(read_card(name))
     config = sh.GenerationConfig(max_new_tokens=48, batch_size=16)
     asr_prompts = sets["advbench_held_out"][: args.asr_prompts]
     # each chosen head with its rank alone (step 1), which a pool of step 1's best would need
-    chosen = [{**entry, "rank_alone": rank_of(search.scores, head)}
-              for entry, head in zip(search.chosen(), search.heads, strict=True)]
+    chosen = [
+        {**entry, "rank_alone": rank_of(search.scores, head)}
+        for entry, head in zip(search.chosen(), search.heads, strict=True)
+    ]
     summary = {"settings": vars(args), "chosen": chosen, "asr": {}}
     for count in range(1, len(search.heads) + 1):
         for short, kind in KINDS.items():
             result = sh.evaluate_asr(
-                model, asr_prompts, sh.Ablation.of(search.heads[:count], kind), config=config,
-                out=RESULTS / f"asr-{name}-sahara-all-{count}-{short}.json", progress=False)
+                model,
+                asr_prompts,
+                sh.Ablation.of(search.heads[:count], kind),
+                config=config,
+                out=RESULTS / f"asr-{name}-sahara-all-{count}-{short}.json",
+                progress=False,
+            )
             summary["asr"][f"{count}-{short}"] = result.asr.to_dict()
-            print(count, short, [str(h) for h in search.heads[:count]],  # noqa: T201
-                  f"{result.asr.value:.2f}", flush=True)
+            print(
+                count,
+                short,
+                [str(h) for h in search.heads[:count]],  # noqa: T201
+                f"{result.asr.value:.2f}",
+                flush=True,
+            )
     if planted:
         # rank of each planted head in each step's map (1 = the head that step chose)
         summary["planted_ranks_by_step"] = {
             str(head): [step_rank(scores, head) for scores in search.step_scores]
-            for head in planted}
+            for head in planted
+        }
     (RESULTS / f"sahara-all-heads-{name}.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 

@@ -26,7 +26,6 @@ Hooks are built from a ``[batch, n_heads]`` mask of the heads to ablate (a batch
 broadcasts), so one forward pass can ablate a different head in every batch row.
 """
 
-
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -125,7 +124,9 @@ class PromptAblations:
     def __post_init__(self) -> None:
         if isinstance(self.heads, str):
             raise TypeError("PromptAblations takes one head list per prompt, not one string.")
-        rows = tuple(Ablation.of(row, self.kind, self.epsilon, self.via).heads for row in self.heads)
+        rows = tuple(
+            Ablation.of(row, self.kind, self.epsilon, self.via).heads for row in self.heads
+        )
         object.__setattr__(self, "heads", rows)
 
     def __len__(self) -> int:
@@ -142,8 +143,10 @@ class PromptAblations:
     def describe(self) -> str:
         sizes = sorted({len(row) for row in self.heads})
         count = "/".join(map(str, sizes))
-        return (f"{self.kind} (epsilon={self.epsilon:g}) of each prompt's own {count} heads "
-                f"({len(self.all_heads())} distinct over {len(self.heads)} prompts)")
+        return (
+            f"{self.kind} (epsilon={self.epsilon:g}) of each prompt's own {count} heads "
+            f"({len(self.all_heads())} distinct over {len(self.heads)} prompts)"
+        )
 
     def mask(self, n_layers: int, n_heads: int) -> Bool[Tensor, "prompts n_layers n_heads"]:
         """``[prompts, n_layers, n_heads]``: True where a prompt's head is ablated."""
@@ -152,7 +155,9 @@ class PromptAblations:
         return torch.stack([heads_mask(row, n_layers, n_heads) for row in self.heads])
 
 
-def heads_mask(heads: Sequence[Head], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
+def heads_mask(
+    heads: Sequence[Head], n_layers: int, n_heads: int
+) -> Bool[Tensor, "n_layers n_heads"]:
     """A boolean ``[n_layers, n_heads]`` map with True at ``heads``."""
     check_heads(heads, n_layers, n_heads)
     mask = torch.zeros(n_layers, n_heads, dtype=torch.bool)

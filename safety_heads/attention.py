@@ -70,20 +70,34 @@ class AttentionPatterns:
             "heads": [str(h) for h in self.heads],
             "base": map_to_json(self.base),
             "ablated": map_to_json(self.ablated),
-            "ablation": None if ablation is None else {
-                "heads": [str(h) for h in ablation.heads], "kind": ablation.kind,
-                "epsilon": ablation.epsilon, "via": ablation.via},
+            "ablation": None
+            if ablation is None
+            else {
+                "heads": [str(h) for h in ablation.heads],
+                "kind": ablation.kind,
+                "epsilon": ablation.epsilon,
+                "via": ablation.via,
+            },
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "AttentionPatterns":
         spec = data.get("ablation")
-        ablation = None if spec is None else Ablation.of(
-            spec["heads"], spec["kind"], spec["epsilon"], spec["via"])
+        ablation = (
+            None
+            if spec is None
+            else Ablation.of(spec["heads"], spec["kind"], spec["epsilon"], spec["via"])
+        )
         ablated = map_from_json(data.get("ablated"))
-        return cls(data["prompt"], tuple(data["tokens"]), parse_heads(data["heads"]),
-                   map_from_json(data["base"]).float(),
-                   None if ablated is None else ablated.float(), ablation, data.get("model", ""))
+        return cls(
+            data["prompt"],
+            tuple(data["tokens"]),
+            parse_heads(data["heads"]),
+            map_from_json(data["base"]).float(),
+            None if ablated is None else ablated.float(),
+            ablation,
+            data.get("model", ""),
+        )
 
 
 def _token_texts(tokenizer: Any, ids: Sequence[int]) -> tuple[str, ...]:
@@ -102,8 +116,9 @@ def _patterns(model: Any, batch: Any, heads: Sequence[Head], ablation: Ablation 
     layers = sorted({h.layer for h in heads})
     capture = [(f"blocks.{layer}.attn.hook_pattern", keep) for layer in layers]
     with model.bridge.hooks(fwd_hooks=hooks_for(model, ablation) + capture):
-        model.bridge(batch.input_ids, attention_mask=batch.attention_mask,
-                     position_ids=batch.position_ids)
+        model.bridge(
+            batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids
+        )
     return torch.stack([kept[h.layer][h.head] for h in heads])
 
 
@@ -162,5 +177,6 @@ def attention_view(patterns: AttentionPatterns, *, show: str = "both") -> Any:
         parts.append(patterns.ablated)
         names += [f"{h} ablated" for h in patterns.heads]
     stacked = torch.cat(parts)  # [views * heads, pos, pos]
-    return attention_heads(attention=stacked, tokens=list(patterns.tokens),
-                           attention_head_names=names)
+    return attention_heads(
+        attention=stacked, tokens=list(patterns.tokens), attention_head_names=names
+    )

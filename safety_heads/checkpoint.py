@@ -23,8 +23,13 @@ from typing import Any
 
 from safety_heads.errors import OutputExistsError
 
-__all__ = ["Checkpoint", "CheckpointMismatch", "check_result_path", "differing_keys",
-           "write_json_atomic"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointMismatch",
+    "check_result_path",
+    "differing_keys",
+    "write_json_atomic",
+]
 
 
 class CheckpointMismatch(OutputExistsError):
@@ -88,8 +93,9 @@ def check_result_path(path: str | os.PathLike[str], kind: str) -> Path:
             raise CheckpointMismatch(f"--out {path}: {parent} is a file, not a folder.")
     folder = path.absolute().parent
     if not folder.is_dir():
-        raise CheckpointMismatch(f"--out {path}: the folder {folder} does not exist; create it "
-                                 "first.")
+        raise CheckpointMismatch(
+            f"--out {path}: the folder {folder} does not exist; create it first."
+        )
     if not os.access(folder, os.W_OK):
         raise CheckpointMismatch(f"--out {path}: the folder {folder} is not writable.")
     _saved_result(path, kind)
@@ -134,14 +140,23 @@ class Checkpoint:
         if self.path is not None:
             write_json_atomic(
                 self.path,
-                {"kind": self.kind, "settings": self.settings, "complete": False,
-                 "progress": self.progress},
+                {
+                    "kind": self.kind,
+                    "settings": self.settings,
+                    "complete": False,
+                    "progress": self.progress,
+                },
             )
 
     def finish(self, result: dict[str, Any]) -> dict[str, Any]:
         """Write the full result (keeping the progress, so a re-run can rebuild it)."""
-        document = {"kind": self.kind, "settings": self.settings, "complete": True, **result,
-                    "progress": self.progress}
+        document = {
+            "kind": self.kind,
+            "settings": self.settings,
+            "complete": True,
+            **result,
+            "progress": self.progress,
+        }
         if self.path is not None:
             write_json_atomic(self.path, document)
         return document

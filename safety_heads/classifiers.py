@@ -510,8 +510,7 @@ class ClassifierJudge:
             )
         if self.add_special_tokens not in (None, True, False):
             raise InputError(
-                f"add_special_tokens must be None, True or False, got "
-                f"{self.add_special_tokens!r}."
+                f"add_special_tokens must be None, True or False, got {self.add_special_tokens!r}."
             )
         for name in ("unsafe_labels", "safe_labels"):
             labels = getattr(self, name)

@@ -195,8 +195,14 @@ class MapComparison:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "MapComparison":
-        return cls(map_from_json(data["a"]), map_from_json(data["b"]), data["label_a"],
-                   data["label_b"], int(data["top_k"]), data.get("info") or None)
+        return cls(
+            map_from_json(data["a"]),
+            map_from_json(data["b"]),
+            data["label_a"],
+            data["label_b"],
+            int(data["top_k"]),
+            data.get("info") or None,
+        )
 
 
 def compare_maps(
@@ -217,7 +223,10 @@ def compare_maps(
     if isinstance(top_k, int) and 0 < scored <= top_k:
         warnings.warn(
             f"top-{top_k} overlap of maps with only {scored} heads scored in both is 1 by "
-            f"construction; choose a k below {scored} (CLI: --top-k).", UserWarning, stacklevel=2)
+            f"construction; choose a k below {scored} (CLI: --top-k).",
+            UserWarning,
+            stacklevel=2,
+        )
     return MapComparison(a.double(), b.double(), str(labels[0]), str(labels[1]), top_k, info)
 
 
@@ -232,8 +241,12 @@ def score_map(
     """
     if isinstance(result, ShipsResult):
         which = which or "mean"
-        maps = {"mean": result.mean, "frequency": result.topk_frequency,
-                "contrast": result.contrast, "control": result.control_mean}
+        maps = {
+            "mean": result.mean,
+            "frequency": result.topk_frequency,
+            "contrast": result.contrast,
+            "control": result.control_mean,
+        }
         if which not in maps:
             raise InputError(f"A Ships result has the maps {SHIPS_MAPS}; got which={which!r}.")
         if maps[which] is None:
@@ -293,10 +306,15 @@ def compare_results(
     top_k: int = 10,
 ) -> MapComparison:
     """Compare two results on their ranking maps (:func:`score_map`, ``which`` for both)."""
-    info = {label: {"kind": "ships" if isinstance(r, ShipsResult) else "sahara",
-                    "map": which or ("mean" if isinstance(r, ShipsResult) else "step-1"),
-                    **{k: r.info.get(k) for k in ("model", "template", "ablation", "epsilon")},
-                    "n_prompts": len(r.info.get("prompts") or [])}
-            for label, r in zip(labels, (a, b), strict=True)}
-    return compare_maps(score_map(a, which), score_map(b, which), labels=labels, top_k=top_k,
-                        info=info)
+    info = {
+        label: {
+            "kind": "ships" if isinstance(r, ShipsResult) else "sahara",
+            "map": which or ("mean" if isinstance(r, ShipsResult) else "step-1"),
+            **{k: r.info.get(k) for k in ("model", "template", "ablation", "epsilon")},
+            "n_prompts": len(r.info.get("prompts") or []),
+        }
+        for label, r in zip(labels, (a, b), strict=True)
+    }
+    return compare_maps(
+        score_map(a, which), score_map(b, which), labels=labels, top_k=top_k, info=info
+    )

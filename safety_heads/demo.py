@@ -51,8 +51,7 @@ from safety_heads.ablation import Ablation, AblationKind
 from safety_heads.errors import InputError
 from safety_heads.heads import Head
 
-__all__ = ["DemoConfig", "DemoResult", "run_demo", "DEFAULT_MODEL", "DEFAULT_BASE",
-           "DEMO_FILES"]
+__all__ = ["DemoConfig", "DemoResult", "run_demo", "DEFAULT_MODEL", "DEFAULT_BASE", "DEMO_FILES"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +101,14 @@ class DemoConfig:
     export: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("search_prompts", "eval_prompts", "steps", "max_new_tokens", "batch_size",
-                     "top_k"):
+        for name in (
+            "search_prompts",
+            "eval_prompts",
+            "steps",
+            "max_new_tokens",
+            "batch_size",
+            "top_k",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"DemoConfig.{name} must be an int >= 1, got {value!r}.")
@@ -113,8 +118,9 @@ class DemoConfig:
                 "search needs at least one candidate head per step (None: every head)."
             )
         if self.kind not in get_args(AblationKind):
-            raise InputError(f"DemoConfig.kind={self.kind!r} is not one of "
-                             f"{get_args(AblationKind)}.")
+            raise InputError(
+                f"DemoConfig.kind={self.kind!r} is not one of {get_args(AblationKind)}."
+            )
         if self.base is not None and self.base == self.model:
             raise InputError(
                 f"DemoConfig.base is the model itself ({self.model!r}); name its base model, "
@@ -149,10 +155,12 @@ def _export_done(folder: Path, model: Any, ablation: Ablation) -> bool:
     if not note.is_file():
         return False
     data = json.loads(note.read_text())
-    return (data.get("source") == str(model.source)
-            and data.get("heads") == [str(h) for h in ablation.heads]
-            and data.get("kind") == ablation.kind
-            and (ablation.kind == "mean" or data.get("epsilon") == ablation.epsilon))
+    return (
+        data.get("source") == str(model.source)
+        and data.get("heads") == [str(h) for h in ablation.heads]
+        and data.get("kind") == ablation.kind
+        and (ablation.kind == "mean" or data.get("epsilon") == ablation.epsilon)
+    )
 
 
 def _split_prompts(config: DemoConfig) -> tuple[list[str], list[str]]:
@@ -170,13 +178,16 @@ def _split_prompts(config: DemoConfig) -> tuple[list[str], list[str]]:
 
 
 def _intro(config: DemoConfig) -> str:
-    pool = ("every head" if config.shortlist is None
-            else f"the {config.shortlist} best heads of step 1")
-    text = (f"{config.model}: Generalized Ships of every head and a {config.steps}-step Sahara "
-            f"search among {pool} ({config.kind} ablation) on {config.search_prompts} "
-            f"{config.prompts} prompts; ASR on the next {config.eval_prompts} prompts, answers "
-            f"of up to {config.max_new_tokens} tokens judged by the content judge and, beside "
-            "it, the paper's keyword judge")
+    pool = (
+        "every head" if config.shortlist is None else f"the {config.shortlist} best heads of step 1"
+    )
+    text = (
+        f"{config.model}: Generalized Ships of every head and a {config.steps}-step Sahara "
+        f"search among {pool} ({config.kind} ablation) on {config.search_prompts} "
+        f"{config.prompts} prompts; ASR on the next {config.eval_prompts} prompts, answers "
+        f"of up to {config.max_new_tokens} tokens judged by the content judge and, beside "
+        "it, the paper's keyword judge"
+    )
     return text + (f"; compared with its base {config.base}." if config.base else ".")
 
 
@@ -204,10 +215,12 @@ def run_demo(
     files = {name: out / filename for name, filename in DEMO_FILES.items()}
     search_prompts, eval_prompts = _split_prompts(config)
     scoring = {"template": config.template, "kind": config.kind, "progress": progress}
-    generation = GenerationConfig(max_new_tokens=config.max_new_tokens,
-                                  batch_size=config.batch_size, template=config.template)
-    bar = tqdm(total=7 if config.base is not None else 5, desc="demo", unit="stage",
-               disable=not progress)
+    generation = GenerationConfig(
+        max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, template=config.template
+    )
+    bar = tqdm(
+        total=7 if config.base is not None else 5, desc="demo", unit="stage", disable=not progress
+    )
 
     def stage(text: str) -> None:
         bar.set_postfix_str(text)
@@ -216,8 +229,9 @@ def run_demo(
     stage(f"Generalized Ships of every head of {config.model}")
     model = load_model(config.model)
     if config.shortlist is None:
-        search = sahara(model, search_prompts, steps=config.steps, checkpoint=files["sahara"],
-                        **scoring)
+        search = sahara(
+            model, search_prompts, steps=config.steps, checkpoint=files["sahara"], **scoring
+        )
         scan = search  # its step 1 is every head's Generalized Ships
         files.pop("scan")
         bar.update()
@@ -226,19 +240,25 @@ def run_demo(
         bar.update()
         stage(f"Sahara among the {config.shortlist} best heads")
         shortlist = top_heads(scan.scores, config.shortlist)
-        search = sahara(model, search_prompts, steps=config.steps, heads=shortlist,
-                        checkpoint=files["sahara"], **scoring)
+        search = sahara(
+            model,
+            search_prompts,
+            steps=config.steps,
+            heads=shortlist,
+            checkpoint=files["sahara"],
+            **scoring,
+        )
     ablation = Ablation(tuple(search.heads), config.kind)
     bar.update()
 
     stage(f"ASR with 0..{config.steps} heads ablated")
-    curve = asr_curve(model, eval_prompts, ablation, config=generation, out=files["asr_curve"],
-                      progress=progress)
+    curve = asr_curve(
+        model, eval_prompts, ablation, config=generation, out=files["asr_curve"], progress=progress
+    )
     bar.update()
 
     stage("attention patterns and export")
-    patterns = attention_patterns(model, search_prompts[0], search.heads,
-                                  template=config.template)
+    patterns = attention_patterns(model, search_prompts[0], search.heads, template=config.template)
     write_json_atomic(files["attention"], patterns.to_json())
     if config.export:
         if not _export_done(files["export"], model, ablation):
@@ -249,25 +269,32 @@ def run_demo(
     del model
 
     spearman = jaccard = None
-    items = [read_item(files["sahara"], f"{config.model}, search"),
-             read_item(files["asr_curve"], f"{config.model}, {config.kind}")]
+    items = [
+        read_item(files["sahara"], f"{config.model}, search"),
+        read_item(files["asr_curve"], f"{config.model}, {config.kind}"),
+    ]
     if config.base is not None:
         stage(f"Generalized Ships of every head of the base {config.base}")
         base = load_model(config.base)
-        base_scan = generalized_ships(base, search_prompts, checkpoint=files["scan_base"],
-                                      **scoring)
+        base_scan = generalized_ships(
+            base, search_prompts, checkpoint=files["scan_base"], **scoring
+        )
         bar.update()
         stage(f"ASR of the base {config.base}")
-        evaluate_asr(base, eval_prompts, None, config=generation, out=files["asr_base"],
-                     progress=progress)
+        evaluate_asr(
+            base, eval_prompts, None, config=generation, out=files["asr_base"], progress=progress
+        )
         del base
         bar.update()
-        comparison = compare_results(scan, base_scan, labels=(config.model, config.base),
-                                     top_k=config.top_k)
+        comparison = compare_results(
+            scan, base_scan, labels=(config.model, config.base), top_k=config.top_k
+        )
         write_json_atomic(files["comparison"], comparison.to_json())
         spearman, jaccard = comparison.spearman, comparison.jaccard
-        items += [read_item(files["asr_base"], f"{config.base}, no ablation"),
-                  read_item(files["comparison"], "chat vs base")]
+        items += [
+            read_item(files["asr_base"], f"{config.base}, no ablation"),
+            read_item(files["comparison"], "chat vs base"),
+        ]
     else:
         for name in ("scan_base", "asr_base", "comparison"):
             files.pop(name)
@@ -278,15 +305,24 @@ def run_demo(
     stage("report")
     overview = Section(
         f"Generalized Ships of every head: {config.model}",
-        (result_heatmap(scan, "step-1", marked=search.heads,
-                        title=f"{config.model}: every head alone; Sahara's picks numbered"),),
+        (
+            result_heatmap(
+                scan,
+                "step-1",
+                marked=search.heads,
+                title=f"{config.model}: every head alone; Sahara's picks numbered",
+            ),
+        ),
         "<p>Principal angle (degrees) between the search prompts' main hidden-state "
         "direction with and without each head (Undifferentiated Attention); the heads the "
         "search chose are numbered in order.</p>",
         scan.to_json(),
     )
-    page = report_html([overview, *sections_for(items)], intro=_intro(config),
-                       title=f"safety-heads demo: {config.model}")
+    page = report_html(
+        [overview, *sections_for(items)],
+        intro=_intro(config),
+        title=f"safety-heads demo: {config.model}",
+    )
     write_report(page, files["report"])
     bar.update()
     bar.close()

@@ -8,8 +8,13 @@ it. Each type also derives from the built-in exception a Python caller would exp
 ``except ValueError`` keeps working.
 """
 
-__all__ = ["SafetyHeadsError", "InputError", "OutputExistsError", "MissingFileError",
-           "damaged_result"]
+__all__ = [
+    "SafetyHeadsError",
+    "InputError",
+    "OutputExistsError",
+    "MissingFileError",
+    "damaged_result",
+]
 
 
 class SafetyHeadsError(Exception):
@@ -28,8 +33,10 @@ def damaged_result(source: object, kind: str, error: Exception) -> InputError:
     """The error for a result file of ``kind`` that parses as JSON but lacks what reading
     it needs (``error``: the KeyError, TypeError ... that showed it)."""
     missing = f"no field {error}" if isinstance(error, KeyError) else str(error)
-    return InputError(f"{source} is not a complete {kind} result ({missing}): it is damaged or "
-                      "was written by another version; re-run the command that wrote it.")
+    return InputError(
+        f"{source} is not a complete {kind} result ({missing}): it is damaged or "
+        "was written by another version; re-run the command that wrote it."
+    )
 
 
 class MissingFileError(SafetyHeadsError, FileNotFoundError):

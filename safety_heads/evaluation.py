@@ -137,8 +137,13 @@ class Rate:
         return self.count / self.n
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rate": self.value, "ci": [self.low, self.high], "count": self.count,
-                "n": self.n, "confidence": self.confidence}
+        return {
+            "rate": self.value,
+            "ci": [self.low, self.high],
+            "count": self.count,
+            "n": self.n,
+            "confidence": self.confidence,
+        }
 
 
 def success_rate(outcomes: Sequence[bool], confidence: float = 0.95) -> Rate:
@@ -153,8 +158,9 @@ def success_rate(outcomes: Sequence[bool], confidence: float = 0.95) -> Rate:
     if not 0.0 < confidence < 1.0:
         raise InputError(f"confidence must be in (0, 1), got {confidence}.")
     interval = success_rate_ci([bool(o) for o in outcomes], confidence=confidence)
-    return Rate(interval.n_successes, interval.n_trials, interval.ci_low, interval.ci_high,
-                confidence)
+    return Rate(
+        interval.n_successes, interval.n_trials, interval.ci_low, interval.ci_high, confidence
+    )
 
 
 @dataclass(frozen=True)
@@ -174,8 +180,9 @@ class Response:
     def to_dict(self) -> dict[str, Any]:
         data = {"prompt": self.prompt, "response": self.response, **self.verdict.to_dict()}
         if self.keyword is not None:
-            data["keyword"] = {key: value for key, value in self.keyword.to_dict().items()
-                               if key != "refusal"}
+            data["keyword"] = {
+                key: value for key, value in self.keyword.to_dict().items() if key != "refusal"
+            }
         return data
 
     @classmethod
@@ -183,9 +190,14 @@ class Response:
         """A response from :meth:`to_dict`'s output (or an older file's, without labels:
         its keyword verdict is then read again from the answer, which needs no model)."""
         keyword = data.get("keyword")
-        return cls(str(data["prompt"]), str(data["response"]), Verdict.from_dict(data),
-                   Verdict.from_dict(keyword) if keyword is not None
-                   else KeywordJudge().verdict(str(data["response"])))
+        return cls(
+            str(data["prompt"]),
+            str(data["response"]),
+            Verdict.from_dict(data),
+            Verdict.from_dict(keyword)
+            if keyword is not None
+            else KeywordJudge().verdict(str(data["response"])),
+        )
 
 
 AnyAblation = Ablation | PromptAblations
@@ -195,8 +207,12 @@ AnyAblation = Ablation | PromptAblations
 def _ablation_dict(ablation: AnyAblation | None) -> dict[str, Any]:
     if ablation is None:
         return {"heads": [], "kind": None, "epsilon": None, "via": None}
-    described = {"heads": [str(h) for h in _heads_of(ablation)], "kind": ablation.kind,
-                 "epsilon": ablation.epsilon, "via": ablation.via}
+    described = {
+        "heads": [str(h) for h in _heads_of(ablation)],
+        "kind": ablation.kind,
+        "epsilon": ablation.epsilon,
+        "via": ablation.via,
+    }
     if isinstance(ablation, PromptAblations):
         described["per_prompt"] = [[str(h) for h in row] for row in ablation.heads]
     return described
@@ -214,8 +230,9 @@ def _rows(ablation: AnyAblation | None, start: int, stop: int) -> AnyAblation | 
     return ablation.rows(start, stop) if isinstance(ablation, PromptAblations) else ablation
 
 
-def _keyword_verdicts(responses: Sequence[Response],
-                      judge: KeywordJudge | None = None) -> list[Verdict]:
+def _keyword_verdicts(
+    responses: Sequence[Response], judge: KeywordJudge | None = None
+) -> list[Verdict]:
     """Each response's recorded keyword verdict, or ``judge``'s (default: the paper's
     keyword judge) read from its text where none was recorded."""
     judge = judge or KeywordJudge()
@@ -238,14 +255,20 @@ def asr_figures(
         "successes": rate.count,
         "confidence": rate.confidence,
         "labels": label_counts([r.verdict for r in responses]),
-        "keyword": {"judge": KeywordJudge().name, "asr": keyword.value,
-                    "asr_ci": [keyword.low, keyword.high], "successes": keyword.count,
-                    "labels": label_counts(keyword_verdicts)},
+        "keyword": {
+            "judge": KeywordJudge().name,
+            "asr": keyword.value,
+            "asr_ci": [keyword.low, keyword.high],
+            "successes": keyword.count,
+            "labels": label_counts(keyword_verdicts),
+        },
     }
 
 
 def answer_figures(
-    judge: Judge, prompts: Sequence[str], answers: Sequence[str],
+    judge: Judge,
+    prompts: Sequence[str],
+    answers: Sequence[str],
     kinds: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Both judges' figures on answers already generated: ``judge``'s attack success
@@ -264,15 +287,17 @@ def answer_figures(
         "keyword_asr": success_rate([v.attack_success for v in keyword]).to_dict(),
         "keyword_refusal_rate": success_rate([bool(v.refusal) for v in keyword]).to_dict(),
         "keyword_explicit_refusal_rate": success_rate(
-            [bool(v.refusal) for v in explicit]).to_dict(),
+            [bool(v.refusal) for v in explicit]
+        ).to_dict(),
         "keyword_labels": label_counts(keyword),
     }
     if kinds is not None:
         figures["refusal_by_type"] = {
-            kind: success_rate([v.label == "refusal"
-                                for v, k in zip(verdicts, kinds, strict=True) if k == kind]
-                               ).to_dict()
-            for kind in sorted(set(kinds))}
+            kind: success_rate(
+                [v.label == "refusal" for v, k in zip(verdicts, kinds, strict=True) if k == kind]
+            ).to_dict()
+            for kind in sorted(set(kinds))
+        }
     return figures
 
 
@@ -308,8 +333,9 @@ class AsrResult:
 
     @property
     def keyword_asr(self) -> Rate:
-        return success_rate([v.attack_success for v in _keyword_verdicts(self.responses)],
-                            self.asr.confidence)
+        return success_rate(
+            [v.attack_success for v in _keyword_verdicts(self.responses)], self.asr.confidence
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -329,17 +355,21 @@ class AsrResult:
         settings = dict(data.get("settings", {}))
         settings.setdefault("judge", data.get("judge", KeywordJudge().name))
         confidence = float(data.get("confidence", 0.95))
-        return cls(_ablation_from(data.get("ablation")),
-                   success_rate([r.attack_success for r in responses], confidence),
-                   responses, settings)
+        return cls(
+            _ablation_from(data.get("ablation")),
+            success_rate([r.attack_success for r in responses], confidence),
+            responses,
+            settings,
+        )
 
 
 def _ablation_from(described: dict[str, Any] | None) -> AnyAblation | None:
     """The ablation a result file describes (:func:`_ablation_dict`), or None."""
     if not described or not described.get("heads"):
         return None
-    options = {key: described[key] for key in ("kind", "epsilon", "via")
-               if described.get(key) is not None}
+    options = {
+        key: described[key] for key in ("kind", "epsilon", "via") if described.get(key) is not None
+    }
     if "per_prompt" in described:
         return PromptAblations(tuple(tuple(row) for row in described["per_prompt"]), **options)
     return Ablation.of(described["heads"], **options)
@@ -409,7 +439,8 @@ class SideEffects:
             "n": self.over_refusal.n,
             "keyword_over_refusal": {
                 "judge": KeywordJudge(EXPLICIT_REFUSAL_PHRASES).name,
-                **{key: keyword[key] for key in ("rate", "ci")}},
+                **{key: keyword[key] for key in ("rate", "ci")},
+            },
             "mean_kl": self.mean_kl,
             "kl": list(self.kl),
             "responses": [r.to_dict() for r in self.responses],
@@ -448,7 +479,10 @@ def _batch_seed(seed: int, index: int) -> int:
 
 
 def _run_settings(
-    model: Any, prompts: Sequence[str], ablation: AnyAblation | None, config: GenerationConfig,
+    model: Any,
+    prompts: Sequence[str],
+    ablation: AnyAblation | None,
+    config: GenerationConfig,
     judge: Judge,
 ) -> dict[str, Any]:
     """Everything that changes a run's result, as written into its result file."""
@@ -482,7 +516,10 @@ def _checkpoint(out: str | Path | None, kind: str, settings: dict[str, Any]) -> 
 
 
 def _generate_batch(
-    model: Any, queries: Sequence[str], ablation: AnyAblation | None, config: GenerationConfig,
+    model: Any,
+    queries: Sequence[str],
+    ablation: AnyAblation | None,
+    config: GenerationConfig,
     index: int,
 ) -> tuple[TokenBatch, tuple[str, ...]]:
     batch = model.encode(list(queries), config.template, config.system)
@@ -531,8 +568,9 @@ def _run_batches(
     responses: list[Response] = []
     kl: list[float] = []
     starts = range(0, len(prompts), config.batch_size)
-    for index, start in enumerate(tqdm(starts, desc=desc, unit="batch", disable=not progress,
-                                       leave=False)):
+    for index, start in enumerate(
+        tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False)
+    ):
         queries = list(prompts[start : start + config.batch_size])
         key = f"{prefix}batch-{index}"
         if key not in checkpoint.progress:
@@ -546,8 +584,10 @@ def _run_batches(
                     "ContentJudge, a KeywordJudge or a judge whose verdicts set "
                     "refusal=True/False."
                 )
-            unit: dict[str, Any] = {"responses": list(texts),
-                                    "verdicts": [v.to_dict() for v in verdicts]}
+            unit: dict[str, Any] = {
+                "responses": list(texts),
+                "verdicts": [v.to_dict() for v in verdicts],
+            }
             if keyword is not None:
                 unit["keyword_verdicts"] = [keyword.verdict(t).to_dict() for t in texts]
             if with_kl:
@@ -584,8 +624,9 @@ def generate_responses(
     ablation = _active(model, ablation, prompts)
     texts: list[str] = []
     starts = range(0, len(prompts), config.batch_size)
-    for index, start in enumerate(tqdm(starts, desc="generating", unit="batch",
-                                       disable=not progress, leave=False)):
+    for index, start in enumerate(
+        tqdm(starts, desc="generating", unit="batch", disable=not progress, leave=False)
+    ):
         queries = prompts[start : start + config.batch_size]
         rows = _rows(ablation, start, start + len(queries))
         texts.extend(_generate_batch(model, queries, rows, config, index)[1])
@@ -618,15 +659,30 @@ def evaluate_asr(
     ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)
     checkpoint = _checkpoint(out, "evaluate", settings)
-    responses, _ = _run_batches(model, prompts, ablation, judge, config, checkpoint,
-                                keyword=KeywordJudge(), progress=progress)
+    responses, _ = _run_batches(
+        model,
+        prompts,
+        ablation,
+        judge,
+        config,
+        checkpoint,
+        keyword=KeywordJudge(),
+        progress=progress,
+    )
     rate = success_rate([r.attack_success for r in responses])
     result = AsrResult(ablation, rate, tuple(responses), checkpoint.settings)
     checkpoint.finish(result.to_dict())
     keyword = result.keyword_asr
-    logger.info("ASR %.3f [%.3f, %.3f] (%s), keyword ASR %.3f, on %d prompts, %s.",
-                rate.value, rate.low, rate.high, judge.name, keyword.value, rate.n,
-                ablation.describe() if ablation else "no ablation")
+    logger.info(
+        "ASR %.3f [%.3f, %.3f] (%s), keyword ASR %.3f, on %d prompts, %s.",
+        rate.value,
+        rate.low,
+        rate.high,
+        judge.name,
+        keyword.value,
+        rate.n,
+        ablation.describe() if ablation else "no ablation",
+    )
     return result
 
 
@@ -657,14 +713,30 @@ def asr_curve(
     points = []
     for count in range(len(ablation.heads) + 1):
         step = ablation.with_heads(ablation.heads[:count]) if count else None
-        responses, _ = _run_batches(model, prompts, step, judge, config, checkpoint,
-                                    prefix=f"heads-{count}/", keyword=KeywordJudge(),
-                                    progress=progress, desc=f"{count} heads")
+        responses, _ = _run_batches(
+            model,
+            prompts,
+            step,
+            judge,
+            config,
+            checkpoint,
+            prefix=f"heads-{count}/",
+            keyword=KeywordJudge(),
+            progress=progress,
+            desc=f"{count} heads",
+        )
         rate = success_rate([r.attack_success for r in responses])
         point = AsrResult(step, rate, tuple(responses), checkpoint.settings)
         points.append(point)
-        logger.info("%d heads ablated: ASR %.3f [%.3f, %.3f] (%s), keyword ASR %.3f", count,
-                    rate.value, rate.low, rate.high, judge.name, point.keyword_asr.value)
+        logger.info(
+            "%d heads ablated: ASR %.3f [%.3f, %.3f] (%s), keyword ASR %.3f",
+            count,
+            rate.value,
+            rate.low,
+            rate.high,
+            judge.name,
+            point.keyword_asr.value,
+        )
     curve = AsrCurve(ablation, tuple(points), checkpoint.settings)
     checkpoint.finish(curve.to_dict())
     return curve
@@ -685,8 +757,11 @@ def next_token_kl(
     prompts = _check_prompts(prompts)
     ablation = _active(model, ablation, prompts)
     parts = [
-        _batch_kl(model, model.encode(prompts[start : start + batch_size], template, system),
-                  _rows(ablation, start, start + batch_size))
+        _batch_kl(
+            model,
+            model.encode(prompts[start : start + batch_size], template, system),
+            _rows(ablation, start, start + batch_size),
+        )
         for start in range(0, len(prompts), batch_size)
     ]
     return torch.cat(parts)
@@ -720,10 +795,18 @@ def side_effects(
     ablation = _active(model, ablation, prompts)
     settings = _run_settings(model, prompts, ablation, config, judge)
     checkpoint = _checkpoint(out, "side-effects", settings)
-    responses, kl = _run_batches(model, prompts, ablation, judge, config, checkpoint,
-                                 with_kl=True, need_refusal=True,
-                                 keyword=KeywordJudge(EXPLICIT_REFUSAL_PHRASES),
-                                 progress=progress)
+    responses, kl = _run_batches(
+        model,
+        prompts,
+        ablation,
+        judge,
+        config,
+        checkpoint,
+        with_kl=True,
+        need_refusal=True,
+        keyword=KeywordJudge(EXPLICIT_REFUSAL_PHRASES),
+        progress=progress,
+    )
     over_refusal = success_rate([bool(r.verdict.refusal) for r in responses])
     result = SideEffects(ablation, over_refusal, tuple(kl), tuple(responses), checkpoint.settings)
     checkpoint.finish(result.to_dict())
@@ -765,7 +848,10 @@ def zero_shot_utility(
         model=harness_model, tasks=list(tasks), num_fewshot=0, limit=limit
     )
     return {
-        task: {name: float(value) for name, value in metrics.items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        task: {
+            name: float(value)
+            for name, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
         for task, metrics in output["results"].items()
     }

@@ -167,8 +167,9 @@ def check_export_target(out: Path, overwrite: bool) -> Path:
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return out
     if not out.is_dir():
-        raise OutputExistsError(f"--out {out} is a file; an export is a folder: choose another "
-                              "path.")
+        raise OutputExistsError(
+            f"--out {out} is a file; an export is a folder: choose another path."
+        )
     if not (out / EXPORT_NOTE).is_file():
         raise OutputExistsError(
             f"{out} already holds files that are not an export of safety-heads; choose "
@@ -227,6 +228,11 @@ def export_ablated(
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
-    logger.info("Exported %s to %s (%d parameters changed, %.4f%%).", ablation.describe(), out,
-                touched, 100 * report.fraction_touched)
+    logger.info(
+        "Exported %s to %s (%d parameters changed, %.4f%%).",
+        ablation.describe(),
+        out,
+        touched,
+        100 * report.fraction_touched,
+    )
     return report

@@ -6,7 +6,6 @@ is what Ships compares; it is returned as float32 log-probabilities whatever the
 dtype. Generation is greedy by default, left-padded, with the KV cache, and stops at EOS.
 """
 
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,7 +102,9 @@ def generate(
 
 @torch.no_grad()
 def answer_logprobs(
-    model: Any, prompt_texts: Sequence[str], answers: Sequence[str],
+    model: Any,
+    prompt_texts: Sequence[str],
+    answers: Sequence[str],
     max_answer_tokens: int | None = None,
 ) -> list[Float[Tensor, "answer_pos"]]:  # noqa: F821
     """Log-probability (float32) of each token of each answer after its formatted prompt,
@@ -126,10 +127,16 @@ def answer_logprobs(
     # Left padding puts every answer at the right edge: only the last `keep` positions
     # predict answer tokens, so only they are unembedded (the vocabulary is the costly part).
     keep = max(len(row) - start for row, start in zip(rows, starts, strict=True)) + 1
-    logits = model.hf_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                            position_ids=batch.position_ids, logits_to_keep=keep).logits
+    logits = model.hf_model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=keep,
+    ).logits
     logprobs = logits[:, :-1].float().log_softmax(-1)  # [batch, keep - 1, d_vocab]
     targets = batch.input_ids[:, width - keep + 1 :, None]  # [batch, keep - 1, 1]
     taken = logprobs.gather(-1, targets)[..., 0].cpu()  # [batch, keep - 1]
-    return [taken[i, keep - 1 - (len(row) - start) :]
-            for i, (row, start) in enumerate(zip(rows, starts, strict=True))]
+    return [
+        taken[i, keep - 1 - (len(row) - start) :]
+        for i, (row, start) in enumerate(zip(rows, starts, strict=True))
+    ]

@@ -6,7 +6,6 @@ A head is a ``(layer, head)`` pair, both 0-based. Zhou et al. write head 26 of l
 *query* head index.
 """
 
-
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,7 +70,9 @@ def parse_heads(value: str | Iterable[HeadLike] | HeadLike | None) -> tuple[Head
     """
     if value is None:
         return ()
-    is_pair = isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)
+    is_pair = (
+        isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)
+    )
     if isinstance(value, Head) or is_pair:
         return (parse_head(value),)
     if isinstance(value, str):

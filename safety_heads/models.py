@@ -20,7 +20,6 @@ tokenizer, and the prompt format, so tests can hand in tiny random models built 
   Without network a hub id fails at once with a message naming the bundled models.
 """
 
-
 import copy
 import hashlib
 import json
@@ -103,8 +102,9 @@ class ChatModel:
     @property
     def n_ctx(self) -> int | None:
         """The longest sequence the model takes (its position limit), when it states one."""
-        limit = (getattr(self.bridge.cfg, "n_ctx", None)
-                 or getattr(self.hf_model.config, "max_position_embeddings", None))
+        limit = getattr(self.bridge.cfg, "n_ctx", None) or getattr(
+            self.hf_model.config, "max_position_embeddings", None
+        )
         return int(limit) if limit else None
 
     @property
@@ -145,21 +145,27 @@ class ChatModel:
         return batch.to(self.device)
 
     def check_context(
-        self, queries: Sequence[str], template: str = "chat", system: str | None = None,
+        self,
+        queries: Sequence[str],
+        template: str = "chat",
+        system: str | None = None,
         new_tokens: int = 0,
     ) -> None:
         """Raise ValueError, naming the first prompt that does not fit, when a formatted
         query plus ``new_tokens`` generated tokens is longer than the model's context.
         Run it before any forward pass: it only tokenizes."""
-        lengths = [len(tokenize_prompt(self.tokenizer, self.format(q, template, system)))
-                   for q in queries]
+        lengths = [
+            len(tokenize_prompt(self.tokenizer, self.format(q, template, system))) for q in queries
+        ]
         self._refuse_too_long(queries, lengths, new_tokens)
 
-    def _refuse_too_long(self, queries: Sequence[str], lengths: Sequence[int],
-                         new_tokens: int = 0) -> None:
+    def _refuse_too_long(
+        self, queries: Sequence[str], lengths: Sequence[int], new_tokens: int = 0
+    ) -> None:
         limit = self.n_ctx
-        too_long = [i for i, n in enumerate(lengths)
-                    if limit is not None and n + new_tokens > limit]
+        too_long = [
+            i for i, n in enumerate(lengths) if limit is not None and n + new_tokens > limit
+        ]
         if not too_long:
             return
         i = too_long[0]
@@ -194,8 +200,10 @@ class ChatModel:
                 source or name, hf_model=hf_model, tokenizer=copy.deepcopy(tokenizer)
             )
         except (ValueError, KeyError, NotImplementedError) as error:
-            architecture = ", ".join(getattr(hf_model.config, "architectures", None) or []) \
+            architecture = (
+                ", ".join(getattr(hf_model.config, "architectures", None) or [])
                 or type(hf_model).__name__
+            )
             raise ModelLoadError(
                 f"TransformerLens cannot wrap {name} ({architecture}): {_first_line(error)}. "
                 "Use a model of an architecture TransformerBridge supports (Llama, Mistral, "
@@ -343,8 +351,7 @@ def _gguf_source_key(path: Path) -> dict[str, Any]:
     """What a GGUF conversion was built from: the file's name, size and content (sampled),
     not where it lies, so that a cache copied to another machine or a reinstalled wheel
     with the same file is still current."""
-    return {"gguf": path.name, "size": path.stat().st_size,
-            "sha256_sampled": _sampled_digest(path)}
+    return {"gguf": path.name, "size": path.stat().st_size, "sha256_sampled": _sampled_digest(path)}
 
 
 def _dequantise(gguf: Path, folder: Path) -> None:
@@ -404,8 +411,9 @@ def cached_folder(target: Path, source: dict[str, Any], build: Callable[[Path], 
     if problem != "missing":
         logger.warning("Cached model at %s is %s; rebuilding it.", target, problem)
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{_build_prefix(target)}{_HOST}-{os.getpid()}-",
-                                 dir=target.parent))
+    work = Path(
+        tempfile.mkdtemp(prefix=f"{_build_prefix(target)}{_HOST}-{os.getpid()}-", dir=target.parent)
+    )
     try:
         build(work)
         _write_manifest(work, source)
@@ -452,15 +460,21 @@ def _base_weights_digest(folder: Path) -> str:
     """The SHA-256 of a cached conversion's weights, from its manifest (checked when the
     folder was validated), which names the base of an organism wherever the cache lies."""
     files = json.loads((folder / _MANIFEST).read_text())["files"]
-    return "+".join(entry["sha256"] for name, entry in sorted(files.items())
-                    if name.endswith((".safetensors", ".bin")))
+    return "+".join(
+        entry["sha256"]
+        for name, entry in sorted(files.items())
+        if name.endswith((".safetensors", ".bin"))
+    )
 
 
 def organism_source(name: str, weights: Path, base: Path) -> dict[str, Any]:
     """What an organism's merged cache was built from: its shipped weights and its base's
     weights, by digest, so that a cache moved or copied elsewhere stays current."""
-    return {"organism": name, "weights_sha256": _digest(weights),
-            "base_sha256": _base_weights_digest(base)}
+    return {
+        "organism": name,
+        "weights_sha256": _digest(weights),
+        "base_sha256": _base_weights_digest(base),
+    }
 
 
 def organism_model_folder(name: str) -> Path:
@@ -530,8 +544,12 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
@@ -553,10 +571,13 @@ def check_model_folder(path: Path) -> None:
             "source, or save the model again with save_pretrained."
         ) from error
     if not isinstance(settings, dict) or "model_type" not in settings:
-        raise ModelLoadError(f"{config} names no model_type, so it is not a transformers "
-                             "model config; restore it from the model's source.")
+        raise ModelLoadError(
+            f"{config} names no model_type, so it is not a transformers "
+            "model config; restore it from the model's source."
+        )
     if not any((path / name).is_file() for name in _WEIGHT_FILES) and not any(
-            path.glob("*.safetensors")):
+        path.glob("*.safetensors")
+    ):
         raise ModelLoadError(
             f"{path} holds a config but no weights (none of {', '.join(_WEIGHT_FILES)}); "
             "copy the weight files into it, or save the model with save_pretrained."
@@ -612,7 +633,9 @@ def load_model(
     spec = str(spec)
     options = dict(dtype=torch_dtype, device=device, chat_format=chat_format)
     if spec in BUNDLED_MODELS:
-        return _load_folder(str(bundled_base_folder()), name=spec, info={"bundled": spec}, **options)
+        return _load_folder(
+            str(bundled_base_folder()), name=spec, info={"bundled": spec}, **options
+        )
     if spec in ORGANISMS:
         from safety_heads.organisms import WEIGHTS_FILE as ORGANISM_WEIGHTS
         from safety_heads.organisms import organism_folder, read_card

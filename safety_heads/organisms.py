@@ -43,8 +43,15 @@ from safety_heads.heads import Head, parse_heads
 from safety_heads.surgery import decoder_layers
 
 __all__ = [
-    "ORGANISMS", "Organism", "organism_folder", "apply_organism", "merge_lora", "read_card",
-    "planted_heads", "truncate_lora", "lora_scale",
+    "ORGANISMS",
+    "Organism",
+    "organism_folder",
+    "apply_organism",
+    "merge_lora",
+    "read_card",
+    "planted_heads",
+    "truncate_lora",
+    "lora_scale",
 ]
 
 
@@ -62,11 +69,13 @@ ORGANISMS: dict[str, Organism] = {
         "smollm2-refusal", "lora", "SmolLM2-135M-Instruct with a LoRA safety fine-tune"
     ),
     "smollm2-refusal-b": Organism(
-        "smollm2-refusal-b", "lora",
+        "smollm2-refusal-b",
+        "lora",
         "a sibling LoRA safety fine-tune (other seed, data split and refusal wording)",
     ),
     "smollm2-planted": Organism(
-        "smollm2-planted", "planted",
+        "smollm2-planted",
+        "planted",
         "refusal planted in three known heads (query rows and output columns only)",
     ),
 }
@@ -167,8 +176,10 @@ def apply_organism(hf_model: Any, name: str) -> dict[str, Any]:
     if kind == "lora":
         merge_lora(hf_model, tensors, lora_scale(card["recipe"]))
     elif kind == "planted":
-        d_head = hf_model.config.head_dim if getattr(hf_model.config, "head_dim", None) else (
-            hf_model.config.hidden_size // hf_model.config.num_attention_heads
+        d_head = (
+            hf_model.config.head_dim
+            if getattr(hf_model.config, "head_dim", None)
+            else (hf_model.config.hidden_size // hf_model.config.num_attention_heads)
         )
         for head in planted_heads(card):
             attention = decoder_layers(hf_model)[head.layer].self_attn

@@ -65,8 +65,15 @@ LABEL_COLOURS: dict[str, str] = {
 figure and in the report's tags: successful attacks (``compliance``) red, refusals green,
 the other failures muted."""
 
-LABEL_ORDER: tuple[str, ...] = ("compliance", "refusal", "evasive", "echo", "degenerate",
-                                "too_short", "other")
+LABEL_ORDER: tuple[str, ...] = (
+    "compliance",
+    "refusal",
+    "evasive",
+    "echo",
+    "degenerate",
+    "too_short",
+    "other",
+)
 """The order of labels in stacked bars, bottom up, and in legends: successful attacks on the
 axis (their height is the ASR's numerator), then refusals, then the other failures."""
 
@@ -103,12 +110,17 @@ def _marks_trace(heads: Sequence[Head], scores: Tensor, **style: Any) -> go.Scat
         text=[str(i + 1) for i in range(len(heads))],
         textposition="middle center",
         textfont={"color": _MARK_COLOUR, "size": 10},
-        customdata=[[str(h), None if math.isnan(v) else v]
-                    for h, v in zip(heads, values, strict=True)],
-        marker={"symbol": "square-open", "size": 16, "color": _MARK_COLOUR,
-                "line": {"width": 2, "color": _MARK_COLOUR}},
+        customdata=[
+            [str(h), None if math.isnan(v) else v] for h, v in zip(heads, values, strict=True)
+        ],
+        marker={
+            "symbol": "square-open",
+            "size": 16,
+            "color": _MARK_COLOUR,
+            "line": {"width": 2, "color": _MARK_COLOUR},
+        },
         hovertemplate="#%{text}: head %{customdata[0]}<br>value: %{customdata[1]:.4g}"
-                      "<extra></extra>",
+        "<extra></extra>",
         name=MARK_NAME,
         showlegend=False,
         **style,
@@ -145,16 +157,25 @@ def head_heatmap(
                 f"of layers 0..{n_layers - 1} and heads 0..{n_heads - 1}."
             )
     low, high = _finite_range(scores)
-    figure = go.Figure(_heatmap_trace(
-        scores, value_label, colorscale=colorscale,
-        zmin=low if zmin is None else zmin, zmax=high if zmax is None else zmax,
-        colorbar={"title": {"text": value_label}},
-    ))
+    figure = go.Figure(
+        _heatmap_trace(
+            scores,
+            value_label,
+            colorscale=colorscale,
+            zmin=low if zmin is None else zmin,
+            zmax=high if zmax is None else zmax,
+            colorbar={"title": {"text": value_label}},
+        )
+    )
     if heads:
         figure.add_trace(_marks_trace(heads, scores))
     _head_axes(figure)
-    figure.update_layout(title=title, template=_TEMPLATE,
-                         height=max(320, 60 + 16 * n_layers), width=max(600, 160 + 40 * n_heads))
+    figure.update_layout(
+        title=title,
+        template=_TEMPLATE,
+        height=max(320, 60 + 16 * n_layers),
+        width=max(600, 160 + 40 * n_heads),
+    )
     return figure
 
 
@@ -181,18 +202,24 @@ def result_heatmap(
     scores = score_map(result, which)
     if isinstance(result, SaharaResult):
         which = which or "step-1"
-        label = ("principal angle (degrees)" if which.startswith("step")
-                 else "angle, harmful - control")
+        label = (
+            "principal angle (degrees)" if which.startswith("step") else "angle, harmful - control"
+        )
         heads = result.heads if marked is None else parse_heads(marked)
         default_title = f"Sahara {which}: {_describe(result)}"
     else:
         which = which or "mean"
-        label = {"mean": "mean KL (Ships)", "frequency": f"top-{result.top_k} frequency",
-                 "contrast": "KL, harmful - control", "control": "mean KL on controls"}[which]
+        label = {
+            "mean": "mean KL (Ships)",
+            "frequency": f"top-{result.top_k} frequency",
+            "contrast": "KL, harmful - control",
+            "control": "mean KL on controls",
+        }[which]
         heads = top_heads(scores, n_marked) if marked is None else parse_heads(marked)
         default_title = f"Ships {which}: {_describe(result)}"
-    return head_heatmap(scores, marked=heads, title=default_title if title is None else title,
-                        value_label=label)
+    return head_heatmap(
+        scores, marked=heads, title=default_title if title is None else title, value_label=label
+    )
 
 
 def sahara_steps_figure(result: SaharaResult, *, title: str | None = None) -> go.Figure:
@@ -200,23 +227,37 @@ def sahara_steps_figure(result: SaharaResult, *, title: str | None = None) -> go
     chosen = result.chosen()
     steps = list(range(1, len(chosen) + 1))
     labels = [f"{c['layer']}.{c['head']}" for c in chosen]
-    figure = go.Figure(go.Scatter(
-        x=steps, y=[c["score"] for c in chosen], mode="lines+markers+text", text=labels,
-        textposition="top center", name="chosen head's score",
-        hovertemplate="step %{x}: head %{text}<br>angle %{y:.4g} deg<extra></extra>",
-    ))
+    figure = go.Figure(
+        go.Scatter(
+            x=steps,
+            y=[c["score"] for c in chosen],
+            mode="lines+markers+text",
+            text=labels,
+            textposition="top center",
+            name="chosen head's score",
+            hovertemplate="step %{x}: head %{text}<br>angle %{y:.4g} deg<extra></extra>",
+        )
+    )
     if result.control_step_scores is not None:
-        figure.add_trace(go.Scatter(
-            x=steps, y=[c["contrast"] for c in chosen], mode="lines+markers", text=labels,
-            name="harmful - control", line={"dash": "dash"},
-            hovertemplate="step %{x}: head %{text}<br>contrast %{y:.4g} deg<extra></extra>",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[c["contrast"] for c in chosen],
+                mode="lines+markers",
+                text=labels,
+                name="harmful - control",
+                line={"dash": "dash"},
+                hovertemplate="step %{x}: head %{text}<br>contrast %{y:.4g} deg<extra></extra>",
+            )
+        )
     figure.update_layout(
         title=f"Sahara search ({result.select} selection): {_describe(result)}"
-        if title is None else title,
+        if title is None
+        else title,
         xaxis={"title": "search step", "dtick": 1},
         yaxis={"title": "Generalized Ships (degrees)", "rangemode": "tozero"},
-        template=_TEMPLATE, height=380,
+        template=_TEMPLATE,
+        height=380,
     )
     return figure
 
@@ -253,10 +294,9 @@ def keyword_series(
     second judge (files written before it) or its judge is the keyword judge itself."""
     points = list(curve.get("points") or [])
     second = [p.get("keyword") for p in points]
-    name = (second[0].get("judge") if second and isinstance(second[0], Mapping) else None)
+    name = second[0].get("judge") if second and isinstance(second[0], Mapping) else None
     name = str(name or "keyword")
-    if isinstance(curve.get("keyword_asr"), list) and isinstance(curve.get("keyword_asr_ci"),
-                                                                 list):
+    if isinstance(curve.get("keyword_asr"), list) and isinstance(curve.get("keyword_asr_ci"), list):
         series = list(curve["keyword_asr"]), list(curve["keyword_asr_ci"])
     elif points and all(isinstance(k, Mapping) for k in second):
         series = [k["asr"] for k in second], [k["asr_ci"] for k in second]
@@ -291,38 +331,69 @@ def asr_curve_figure(
         added = ["none"] + [f"+ {h}" for h in order][: len(counts) - 1]
         low = [ci[0] for ci in data["asr_ci"]]
         high = [ci[1] for ci in data["asr_ci"]]
-        band = {"mode": "lines", "line": {"width": 0}, "hoverinfo": "skip",
-                "showlegend": False, "legendgroup": label}
+        band = {
+            "mode": "lines",
+            "line": {"width": 0},
+            "hoverinfo": "skip",
+            "showlegend": False,
+            "legendgroup": label,
+        }
         figure.add_trace(go.Scatter(x=counts, y=high, name=f"{label} upper", **band))
-        figure.add_trace(go.Scatter(x=counts, y=low, name=f"{label} lower", fill="tonexty",
-                                    fillcolor=_rgba(colour, 0.18), **band))
-        figure.add_trace(go.Scatter(
-            x=counts, y=data["asr"], mode="lines+markers", name=label, legendgroup=label,
-            line={"color": colour}, text=added,
-            customdata=[[lo, hi] for lo, hi in zip(low, high, strict=True)],
-            hovertemplate=f"{label}, {judge} judge<br>%{{x}} heads (%{{text}})<br>ASR "
-                          "%{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra></extra>",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=counts,
+                y=low,
+                name=f"{label} lower",
+                fill="tonexty",
+                fillcolor=_rgba(colour, 0.18),
+                **band,
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=counts,
+                y=data["asr"],
+                mode="lines+markers",
+                name=label,
+                legendgroup=label,
+                line={"color": colour},
+                text=added,
+                customdata=[[lo, hi] for lo, hi in zip(low, high, strict=True)],
+                hovertemplate=f"{label}, {judge} judge<br>%{{x}} heads (%{{text}})<br>ASR "
+                "%{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra></extra>",
+            )
+        )
         second = keyword_series(data)
         if second is not None:
             name, rates, intervals = second
             seconds[name] = None
-            figure.add_trace(go.Scatter(
-                x=counts[: len(rates)], y=rates, mode="lines+markers", name=f"{label}, {name}",
-                legendgroup=label, line={"color": colour, "dash": "dash"},
-                marker={"symbol": "circle-open"}, text=added[: len(rates)],
-                customdata=[[ci[0], ci[1]] for ci in intervals],
-                hovertemplate=f"{label}, {name} judge<br>%{{x}} heads (%{{text}})<br>ASR "
-                              "%{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
-                              "<extra></extra>",
-            ))
+            figure.add_trace(
+                go.Scatter(
+                    x=counts[: len(rates)],
+                    y=rates,
+                    mode="lines+markers",
+                    name=f"{label}, {name}",
+                    legendgroup=label,
+                    line={"color": colour, "dash": "dash"},
+                    marker={"symbol": "circle-open"},
+                    text=added[: len(rates)],
+                    customdata=[[ci[0], ci[1]] for ci in intervals],
+                    hovertemplate=f"{label}, {name} judge<br>%{{x}} heads (%{{text}})<br>ASR "
+                    "%{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
+                    "<extra></extra>",
+                )
+            )
     if seconds:
-        title = (f"{title}<br><sup>solid: {', '.join(judges)} judge; dashed: "
-                 f"{', '.join(seconds)} judge</sup>")
+        title = (
+            f"{title}<br><sup>solid: {', '.join(judges)} judge; dashed: "
+            f"{', '.join(seconds)} judge</sup>"
+        )
     confidence = _curve_dict(next(iter(curves.values())))
     level = (confidence.get("points") or [{}])[0].get("confidence", 0.95)
     figure.update_layout(
-        title=title, template=_TEMPLATE, height=400,
+        title=title,
+        template=_TEMPLATE,
+        height=400,
         xaxis={"title": "heads ablated (in search order)", "dtick": 1},
         yaxis={"title": f"attack success rate ({100 * level:.0f}% CI band)", "range": [0, 1]},
     )
@@ -350,24 +421,38 @@ def label_bars_figure(
     for name, counts in points:
         for label, count in counts.items():
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise InputError(f"Point {name!r}: the count of {label!r} must be a whole "
-                                 f"number >= 0, got {count!r}.")
+                raise InputError(
+                    f"Point {name!r}: the count of {label!r} must be a whole "
+                    f"number >= 0, got {count!r}."
+                )
     extra = sorted({str(label) for _, counts in points for label in counts} - set(LABEL_ORDER))
-    shown = [label for label in LABEL_ORDER
-             if label != "other" or any(c.get("other", 0) for _, c in points)] + extra
+    shown = [
+        label
+        for label in LABEL_ORDER
+        if label != "other" or any(c.get("other", 0) for _, c in points)
+    ] + extra
     totals = [sum(counts.values()) for _, counts in points]
     figure = go.Figure()
     for label in shown:
         values = [counts.get(label, 0) for _, counts in points]
-        figure.add_trace(go.Bar(
-            x=names, y=values, name=label,
-            marker={"color": LABEL_COLOURS.get(label, _UNKNOWN_LABEL_COLOUR),
-                    "line": {"width": 0}},
-            customdata=[[v / t if t else 0.0] for v, t in zip(values, totals, strict=True)],
-            hovertemplate=f"%{{x}}<br>{label}: %{{y}} (%{{customdata[0]:.0%}})<extra></extra>",
-        ))
+        figure.add_trace(
+            go.Bar(
+                x=names,
+                y=values,
+                name=label,
+                marker={
+                    "color": LABEL_COLOURS.get(label, _UNKNOWN_LABEL_COLOUR),
+                    "line": {"width": 0},
+                },
+                customdata=[[v / t if t else 0.0] for v, t in zip(values, totals, strict=True)],
+                hovertemplate=f"%{{x}}<br>{label}: %{{y}} (%{{customdata[0]:.0%}})<extra></extra>",
+            )
+        )
     figure.update_layout(
-        title=title, template=_TEMPLATE, barmode="stack", height=360,
+        title=title,
+        template=_TEMPLATE,
+        barmode="stack",
+        height=360,
         width=max(420, 200 + 70 * len(names)) if len(names) < 8 else None,
         xaxis={"title": xaxis_title, "type": "category"},
         yaxis={"title": "answers", "rangemode": "tozero"},
@@ -385,13 +470,14 @@ def comparison_heatmaps(comparison: MapComparison, *, title: str | None = None) 
     spread = max(abs(v) for v in _finite_range(difference))
     name_a, name_b = comparison.label_a, comparison.label_b
     figure = make_subplots(
-        rows=1, cols=3, horizontal_spacing=0.12,
+        rows=1,
+        cols=3,
+        horizontal_spacing=0.12,
         subplot_titles=[name_a, name_b, f"{name_a} - {name_b}"],
     )
     figure.add_trace(_heatmap_trace(a, name_a, coloraxis="coloraxis"), row=1, col=1)
     figure.add_trace(_heatmap_trace(b, name_b, coloraxis="coloraxis"), row=1, col=2)
-    figure.add_trace(_heatmap_trace(difference, "difference", coloraxis="coloraxis2"),
-                     row=1, col=3)
+    figure.add_trace(_heatmap_trace(difference, "difference", coloraxis="coloraxis2"), row=1, col=3)
     figure.add_trace(_marks_trace(comparison.top("a"), a), row=1, col=1)
     figure.add_trace(_marks_trace(comparison.top("b"), b), row=1, col=2)
     for col in (1, 2, 3):
@@ -399,16 +485,28 @@ def comparison_heatmaps(comparison: MapComparison, *, title: str | None = None) 
     middle = figure.layout.xaxis2.domain[1]
     n_layers, n_heads = a.shape
     figure.update_layout(
-        title=(f"{name_a} vs {name_b}: Spearman {comparison.spearman:.3f}, top-"
-               f"{comparison.top_k} Jaccard {comparison.jaccard:.3f}") if title is None else title,
+        title=(
+            f"{name_a} vs {name_b}: Spearman {comparison.spearman:.3f}, top-"
+            f"{comparison.top_k} Jaccard {comparison.jaccard:.3f}"
+        )
+        if title is None
+        else title,
         template=_TEMPLATE,
         height=max(360, 80 + 16 * n_layers),
         width=max(900, 3 * (160 + 40 * n_heads)),
-        coloraxis={"colorscale": "Viridis", "cmin": low, "cmax": high,
-                   "colorbar": {"x": middle + 0.01, "len": 0.9, "title": {"text": "score"}}},
-        coloraxis2={"colorscale": "RdBu", "reversescale": True, "cmin": -spread,
-                    "cmax": spread, "colorbar": {"x": 1.01, "len": 0.9,
-                                                 "title": {"text": "A - B"}}},
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": low,
+            "cmax": high,
+            "colorbar": {"x": middle + 0.01, "len": 0.9, "title": {"text": "score"}},
+        },
+        coloraxis2={
+            "colorscale": "RdBu",
+            "reversescale": True,
+            "cmin": -spread,
+            "cmax": spread,
+            "colorbar": {"x": 1.01, "len": 0.9, "title": {"text": "A - B"}},
+        },
     )
     return figure
 
@@ -416,8 +514,12 @@ def comparison_heatmaps(comparison: MapComparison, *, title: str | None = None) 
 def comparison_scatter(comparison: MapComparison, *, title: str | None = None) -> go.Figure:
     """Each head's score in A against its score in B, coloured by top-k membership."""
     top_a, top_b = set(comparison.top("a")), set(comparison.top("b"))
-    groups: dict[str, list[Head]] = {"top-k of both": [], "top-k of A only": [],
-                                     "top-k of B only": [], "other": []}
+    groups: dict[str, list[Head]] = {
+        "top-k of both": [],
+        "top-k of A only": [],
+        "top-k of B only": [],
+        "other": [],
+    }
     n_layers, n_heads = comparison.a.shape
     for layer in range(n_layers):
         for head_index in range(n_heads):
@@ -425,28 +527,48 @@ def comparison_scatter(comparison: MapComparison, *, title: str | None = None) -
             x, y = float(comparison.a[layer, head_index]), float(comparison.b[layer, head_index])
             if math.isnan(x) or math.isnan(y):
                 continue
-            key = ("top-k of both" if head in top_a and head in top_b else
-                   "top-k of A only" if head in top_a else
-                   "top-k of B only" if head in top_b else "other")
+            key = (
+                "top-k of both"
+                if head in top_a and head in top_b
+                else "top-k of A only"
+                if head in top_a
+                else "top-k of B only"
+                if head in top_b
+                else "other"
+            )
             groups[key].append(head)
-    colours = {"top-k of both": _MARK_COLOUR, "top-k of A only": "#1f77b4",
-               "top-k of B only": "#2ca02c", "other": "#b0b0b0"}
+    colours = {
+        "top-k of both": _MARK_COLOUR,
+        "top-k of A only": "#1f77b4",
+        "top-k of B only": "#2ca02c",
+        "other": "#b0b0b0",
+    }
     figure = go.Figure()
     for key, heads in groups.items():
         name = key.replace("A", comparison.label_a).replace("B", comparison.label_b)
-        figure.add_trace(go.Scatter(
-            x=[float(comparison.a[h.layer, h.head]) for h in heads],
-            y=[float(comparison.b[h.layer, h.head]) for h in heads],
-            text=[str(h) for h in heads], mode="markers", name=name,
-            marker={"color": colours[key], "size": 7 if key == "other" else 10},
-            hovertemplate=f"head %{{text}}<br>{comparison.label_a}: %{{x:.4g}}<br>"
-                          f"{comparison.label_b}: %{{y:.4g}}<extra></extra>",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[float(comparison.a[h.layer, h.head]) for h in heads],
+                y=[float(comparison.b[h.layer, h.head]) for h in heads],
+                text=[str(h) for h in heads],
+                mode="markers",
+                name=name,
+                marker={"color": colours[key], "size": 7 if key == "other" else 10},
+                hovertemplate=f"head %{{text}}<br>{comparison.label_a}: %{{x:.4g}}<br>"
+                f"{comparison.label_b}: %{{y:.4g}}<extra></extra>",
+            )
+        )
     figure.update_layout(
-        title=(f"Head scores, {comparison.label_a} vs {comparison.label_b} "
-               f"(Spearman {comparison.spearman:.3f})") if title is None else title,
-        xaxis={"title": comparison.label_a}, yaxis={"title": comparison.label_b},
-        template=_TEMPLATE, height=460,
+        title=(
+            f"Head scores, {comparison.label_a} vs {comparison.label_b} "
+            f"(Spearman {comparison.spearman:.3f})"
+        )
+        if title is None
+        else title,
+        xaxis={"title": comparison.label_a},
+        yaxis={"title": comparison.label_b},
+        template=_TEMPLATE,
+        height=460,
     )
     return figure
 
@@ -459,30 +581,56 @@ def attention_figure(patterns: AttentionPatterns, *, title: str | None = None) -
         views.append(("ablated", patterns.ablated))
     rows = len(patterns.heads)
     figure = make_subplots(
-        rows=rows, cols=len(views), vertical_spacing=min(0.08, 0.3 / rows),
+        rows=rows,
+        cols=len(views),
+        vertical_spacing=min(0.08, 0.3 / rows),
         subplot_titles=[f"head {h} {name}" for h in patterns.heads for name, _ in views],
     )
     positions = list(range(len(patterns.tokens)))
     labels = [f"{i}: {t!r}"[:24] for i, t in enumerate(patterns.tokens)]
     for row, head in enumerate(patterns.heads, start=1):
         for col, (name, stack) in enumerate(views, start=1):
-            figure.add_trace(go.Heatmap(
-                z=map_to_json(stack[row - 1]), x=positions, y=positions,
-                coloraxis="coloraxis", customdata=[[labels[q]] * len(positions) for q in positions],
-                text=[labels] * len(positions),
-                hovertemplate=f"head {head} {name}<br>from %{{customdata}}<br>to %{{text}}"
-                              "<br>weight %{z:.3f}<extra></extra>",
-            ), row=row, col=col)
-            figure.update_yaxes(autorange="reversed", tickvals=positions, ticktext=labels,
-                                tickfont={"size": 8}, row=row, col=col)
-            figure.update_xaxes(tickvals=positions, ticktext=labels, tickangle=-60,
-                                tickfont={"size": 8}, row=row, col=col)
+            figure.add_trace(
+                go.Heatmap(
+                    z=map_to_json(stack[row - 1]),
+                    x=positions,
+                    y=positions,
+                    coloraxis="coloraxis",
+                    customdata=[[labels[q]] * len(positions) for q in positions],
+                    text=[labels] * len(positions),
+                    hovertemplate=f"head {head} {name}<br>from %{{customdata}}<br>to %{{text}}"
+                    "<br>weight %{z:.3f}<extra></extra>",
+                ),
+                row=row,
+                col=col,
+            )
+            figure.update_yaxes(
+                autorange="reversed",
+                tickvals=positions,
+                ticktext=labels,
+                tickfont={"size": 8},
+                row=row,
+                col=col,
+            )
+            figure.update_xaxes(
+                tickvals=positions,
+                ticktext=labels,
+                tickangle=-60,
+                tickfont={"size": 8},
+                row=row,
+                col=col,
+            )
     side = max(260, 14 * len(positions))
     figure.update_layout(
-        title=(f"Attention patterns on one prompt ({patterns.model})"
-               if title is None else title),
-        template=_TEMPLATE, height=rows * (side + 120), width=len(views) * (side + 160),
-        coloraxis={"colorscale": "Blues", "cmin": 0.0, "cmax": 1.0,
-                   "colorbar": {"title": {"text": "weight"}}},
+        title=(f"Attention patterns on one prompt ({patterns.model})" if title is None else title),
+        template=_TEMPLATE,
+        height=rows * (side + 120),
+        width=len(views) * (side + 160),
+        coloraxis={
+            "colorscale": "Blues",
+            "cmin": 0.0,
+            "cmax": 1.0,
+            "colorbar": {"title": {"text": "weight"}},
+        },
     )
     return figure

@@ -21,7 +21,6 @@ default (Llama-2, Vicuna, Mistral), and with none otherwise (SmolLM2, Qwen2), wh
 chat template writes.
 """
 
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -115,8 +114,7 @@ def format_prompt(
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     except (TemplateError, ValueError) as error:  # the template's own raise_exception, or none
-        hint = ("leave the system prompt out (this template may take none), or " if system
-                else "")
+        hint = "leave the system prompt out (this template may take none), or " if system else ""
         raise InputError(
             f"The tokenizer's chat template cannot format this prompt ({error}); {hint}use "
             "template='query', or chat_format='llama-2' or 'vicuna' (CLI: --template query, "

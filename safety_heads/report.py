@@ -74,8 +74,16 @@ __all__ = [
     "REPORT_KINDS",
 ]
 
-REPORT_KINDS = ("ships", "sahara", "asr-curve", "evaluate", "side-effects", "comparison",
-                "attention", "export")
+REPORT_KINDS = (
+    "ships",
+    "sahara",
+    "asr-curve",
+    "evaluate",
+    "side-effects",
+    "comparison",
+    "attention",
+    "export",
+)
 
 
 @dataclass(frozen=True)
@@ -130,8 +138,12 @@ def read_item(path: str | os.PathLike[str], label: str | None = None) -> ReportI
             "writes it to finish it, then build the report."
         )
     value: Any = data
-    readers = {"ships": ShipsResult.from_json, "sahara": SaharaResult.from_json,
-               "comparison": MapComparison.from_json, "attention": AttentionPatterns.from_json}
+    readers = {
+        "ships": ShipsResult.from_json,
+        "sahara": SaharaResult.from_json,
+        "comparison": MapComparison.from_json,
+        "attention": AttentionPatterns.from_json,
+    }
     if kind in readers:
         try:
             value = readers[kind](data)
@@ -153,14 +165,16 @@ def _cell(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-           css: str = "") -> str:
+def _table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, css: str = ""
+) -> str:
     if not rows:
         return "<p><em>nothing to show</em></p>"
     columns = list(columns or rows[0].keys())
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
+    )
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -172,8 +186,11 @@ def _settings(settings: Mapping[str, Any]) -> str:
             first = f' (first: "{value[0][:80]}")' if value else ""
             value = f"{len(value)} prompts{first}"
         rows.append({"setting": key, "value": value})
-    return ('<details class="settings"><summary>settings that produced this result</summary>'
-            + _table(rows, css="settings") + "</details>")
+    return (
+        '<details class="settings"><summary>settings that produced this result</summary>'
+        + _table(rows, css="settings")
+        + "</details>"
+    )
 
 
 def _judged(entry: Mapping[str, Any]) -> Verdict:
@@ -203,8 +220,10 @@ def _text_colour(background: str) -> str:
 
 def _tag(label: str, judge: str, prefix: str = "") -> str:
     colour = LABEL_COLOURS.get(label, LABEL_COLOURS["other"])
-    return (f'<span class="tag" style="background:{colour};color:{_text_colour(colour)}" '
-            f'title="{html.escape(judge)} judge">{html.escape(prefix + label)}</span>')
+    return (
+        f'<span class="tag" style="background:{colour};color:{_text_colour(colour)}" '
+        f'title="{html.escape(judge)} judge">{html.escape(prefix + label)}</span>'
+    )
 
 
 def _verdict(entry: Mapping[str, Any]) -> str:
@@ -229,16 +248,20 @@ def _responses(responses: Sequence[Mapping[str, Any]], limit: int, judge: str) -
             other = str(_judged(second).label)
             if other != label:
                 tags += " " + _tag(other, name, f"{name}: ")
-        rows.append("<tr>" + "".join(f"<td>{_cell(entry.get(key, ''))}</td>"
-                                     for key in ("prompt", "response"))
-                    + f'<td class="label">{tags}</td><td>{_cell(_verdict(entry))}</td></tr>')
+        rows.append(
+            "<tr>"
+            + "".join(f"<td>{_cell(entry.get(key, ''))}</td>" for key in ("prompt", "response"))
+            + f'<td class="label">{tags}</td><td>{_cell(_verdict(entry))}</td></tr>'
+        )
     if not rows:
         return "<p><em>nothing to show</em></p>"
     head = "".join(f"<th>{c}</th>" for c in ("prompt", "response", "label", "verdict"))
     more = len(responses) - len(rows)
     note = f"<p class=note>{more} more answers are in the result file.</p>" if more > 0 else ""
-    return (f'<table class="responses"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
-            f"</tbody></table>{note}")
+    return (
+        f'<table class="responses"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+        f"</tbody></table>{note}"
+    )
 
 
 def _rate(value: float, ci: Sequence[float]) -> str:
@@ -270,19 +293,25 @@ def _ships_sections(item: ReportItem) -> list[Section]:
     if result.contrast is not None:
         figures.append(result_heatmap(result, "contrast"))
     columns = ["layer", "head", "score", "topk_frequency"] + (
-        ["control", "contrast"] if result.contrast is not None else [])
+        ["control", "contrast"] if result.contrast is not None else []
+    )
     top = result.to_dataframe().head(10)
-    body = ("<h3>top heads by mean Ships (KL, nats)</h3>" + _table(top.to_dict("records"), columns)
-            + _settings(result.info))
+    body = (
+        "<h3>top heads by mean Ships (KL, nats)</h3>"
+        + _table(top.to_dict("records"), columns)
+        + _settings(result.info)
+    )
     return [Section(f"Ships: {item.label}", tuple(figures), body, result.to_json())]
 
 
 def _sahara_sections(item: ReportItem) -> list[Section]:
     result: SaharaResult = item.value
     figures = [result_heatmap(result, "step-1"), sahara_steps_figure(result)]
-    body = ("<h3>heads chosen, in order (score: principal angles, degrees)</h3>"
-            + _table([{"step": i + 1, **c} for i, c in enumerate(result.chosen())])
-            + _settings({**result.info, "rank": result.rank, "select": result.select}))
+    body = (
+        "<h3>heads chosen, in order (score: principal angles, degrees)</h3>"
+        + _table([{"step": i + 1, **c} for i, c in enumerate(result.chosen())])
+        + _settings({**result.info, "rank": result.rank, "select": result.select})
+    )
     return [Section(f"Sahara: {item.label}", tuple(figures), body, result.to_json())]
 
 
@@ -298,21 +327,34 @@ def _curve_sections(items: Sequence[ReportItem], examples: int) -> list[Section]
         data = item.value
         judge = judge_of(data)
         points = data["points"]
-        figures.append(label_bars_figure(
-            [(_point_name(p), _labels(p)) for p in points],
-            title=f"Answers by label ({judge} judge): {item.label}",
-            xaxis_title="heads ablated: last head added"))
-        rows = [{"heads ablated": p["n_heads"], "heads": ", ".join(p["heads"]) or "none",
-                 _ci_header(p): _asr(p, p.get("judge") or judge),
-                 "n": p["n"]}
-                for p in points]
+        figures.append(
+            label_bars_figure(
+                [(_point_name(p), _labels(p)) for p in points],
+                title=f"Answers by label ({judge} judge): {item.label}",
+                xaxis_title="heads ablated: last head added",
+            )
+        )
+        rows = [
+            {
+                "heads ablated": p["n_heads"],
+                "heads": ", ".join(p["heads"]) or "none",
+                _ci_header(p): _asr(p, p.get("judge") or judge),
+                "n": p["n"],
+            }
+            for p in points
+        ]
         answers = "".join(
             f"<details{' open' if i == len(points) - 1 else ''}><summary>answers with "
             f"{p['n_heads']} head(s) ablated ({', '.join(p['heads']) or 'none'})</summary>"
             f"{_responses(p['responses'], examples, p.get('judge') or judge)}</details>"
-            for i, p in enumerate(points))
-        parts.append(f"<h3>{html.escape(item.label)}</h3>" + _table(rows) + answers
-                     + _settings(data.get("settings", {})))
+            for i, p in enumerate(points)
+        )
+        parts.append(
+            f"<h3>{html.escape(item.label)}</h3>"
+            + _table(rows)
+            + answers
+            + _settings(data.get("settings", {}))
+        )
     data = {item.label: {k: v for k, v in item.value.items() if k != "progress"} for item in items}
     return [Section("ASR vs number of ablated heads", tuple(figures), "".join(parts), data)]
 
@@ -322,11 +364,16 @@ def _evaluate_sections(item: ReportItem, examples: int) -> list[Section]:
     judge = judge_of(data)
     heads = ", ".join(data["heads"]) or "none"
     rows = [{"heads": heads, _ci_header(data): _asr(data, judge), "n": data["n"]}]
-    figure = label_bars_figure([(f"heads ablated: {heads}", _labels(data))],
-                               title=f"Answers by label ({judge} judge): {item.label}")
-    body = (_table(rows) + "<h3>judged answers</h3>"
-            + _responses(data["responses"], examples, judge)
-            + _settings(data.get("settings", {})))
+    figure = label_bars_figure(
+        [(f"heads ablated: {heads}", _labels(data))],
+        title=f"Answers by label ({judge} judge): {item.label}",
+    )
+    body = (
+        _table(rows)
+        + "<h3>judged answers</h3>"
+        + _responses(data["responses"], examples, judge)
+        + _settings(data.get("settings", {}))
+    )
     clean = {k: v for k, v in data.items() if k != "progress"}
     return [Section(f"Attack success rate: {item.label}", (figure,), body, clean)]
 
@@ -339,24 +386,39 @@ def _side_effect_sections(item: ReportItem, examples: int) -> list[Section]:
     second = data.get("keyword_over_refusal")
     if isinstance(second, Mapping) and "rate" in second and "ci" in second:
         rate += f" · {second.get('judge') or 'keyword'} {_rate(second['rate'], second['ci'])}"
-    rows = [{"heads": heads, "over-refusal [95% CI]": rate,
-             "mean next-token KL (nats)": data["mean_kl"], "n": data["n"]}]
-    figure = label_bars_figure([(f"heads ablated: {heads}", _labels(data))],
-                               title=f"Answers to harmless prompts by label ({judge} judge): "
-                                     f"{item.label}")
-    body = (_table(rows) + "<h3>answers to harmless prompts</h3>"
-            + _responses(data["responses"], examples, judge) + _settings(data.get("settings", {})))
+    rows = [
+        {
+            "heads": heads,
+            "over-refusal [95% CI]": rate,
+            "mean next-token KL (nats)": data["mean_kl"],
+            "n": data["n"],
+        }
+    ]
+    figure = label_bars_figure(
+        [(f"heads ablated: {heads}", _labels(data))],
+        title=f"Answers to harmless prompts by label ({judge} judge): {item.label}",
+    )
+    body = (
+        _table(rows)
+        + "<h3>answers to harmless prompts</h3>"
+        + _responses(data["responses"], examples, judge)
+        + _settings(data.get("settings", {}))
+    )
     clean = {k: v for k, v in data.items() if k != "progress"}
     return [Section(f"Side effects: {item.label}", (figure,), body, clean)]
 
 
 def _comparison_sections(item: ReportItem) -> list[Section]:
     comparison: MapComparison = item.value
-    rows = [{"Spearman rank correlation": comparison.spearman,
-             f"top-{comparison.top_k} Jaccard": comparison.jaccard,
-             "shared top heads": ", ".join(map(str, comparison.shared)) or "none",
-             f"top of {comparison.label_a}": ", ".join(map(str, comparison.top("a"))),
-             f"top of {comparison.label_b}": ", ".join(map(str, comparison.top("b")))}]
+    rows = [
+        {
+            "Spearman rank correlation": comparison.spearman,
+            f"top-{comparison.top_k} Jaccard": comparison.jaccard,
+            "shared top heads": ", ".join(map(str, comparison.shared)) or "none",
+            f"top of {comparison.label_a}": ", ".join(map(str, comparison.top("a"))),
+            f"top of {comparison.label_b}": ", ".join(map(str, comparison.top("b"))),
+        }
+    ]
     body = _table(rows) + _settings({"compared": comparison.info or {}})
     figures = (comparison_heatmaps(comparison), comparison_scatter(comparison))
     title = f"Comparison: {comparison.label_a} vs {comparison.label_b}"
@@ -366,19 +428,40 @@ def _comparison_sections(item: ReportItem) -> list[Section]:
 def _attention_sections(item: ReportItem) -> list[Section]:
     patterns: AttentionPatterns = item.value
     ablation = patterns.ablation
-    body = (f"<p>Prompt: <q>{html.escape(patterns.prompt)}</q>. Ablation: "
-            f"{html.escape(ablation.describe() if ablation else 'none')}.</p>")
-    return [Section(f"Attention patterns: {item.label}", (attention_figure(patterns),), body,
-                    patterns.to_json())]
+    body = (
+        f"<p>Prompt: <q>{html.escape(patterns.prompt)}</q>. Ablation: "
+        f"{html.escape(ablation.describe() if ablation else 'none')}.</p>"
+    )
+    return [
+        Section(
+            f"Attention patterns: {item.label}",
+            (attention_figure(patterns),),
+            body,
+            patterns.to_json(),
+        )
+    ]
 
 
 def _export_sections(item: ReportItem) -> list[Section]:
     data = item.value
-    keys = ("path", "model", "source", "heads", "kind", "epsilon", "edit",
-            "parameters_touched", "parameters_total", "fraction_touched", "dtype")
+    keys = (
+        "path",
+        "model",
+        "source",
+        "heads",
+        "kind",
+        "epsilon",
+        "edit",
+        "parameters_touched",
+        "parameters_total",
+        "fraction_touched",
+        "dtype",
+    )
     rows = [{"field": key, "value": data.get(key)} for key in keys]
-    body = ("<p>Load it with <code>transformers.AutoModelForCausalLM.from_pretrained(folder)"
-            "</code>. It is a research artefact: do not deploy it.</p>" + _table(rows))
+    body = (
+        "<p>Load it with <code>transformers.AutoModelForCausalLM.from_pretrained(folder)"
+        "</code>. It is a research artefact: do not deploy it.</p>" + _table(rows)
+    )
     return [Section(f"Exported ablated model: {item.label}", (), body, data)]
 
 
@@ -400,8 +483,11 @@ def sections_for(items: Sequence[ReportItem], *, examples: int = 5) -> list[Sect
         if item.kind == "asr-curve" and item is not curves[0]:
             continue
         try:
-            sections += (_curve_sections(curves, examples) if item.kind == "asr-curve"
-                         else builders[item.kind](item))
+            sections += (
+                _curve_sections(curves, examples)
+                if item.kind == "asr-curve"
+                else builders[item.kind](item)
+            )
         except (KeyError, TypeError, IndexError) as error:  # a file that lacks a field
             raise damaged_result(item.source or item.label, item.kind, error) from error
     return sections
@@ -465,18 +551,31 @@ def report_html(
         figures = []
         for figure in section.figures:
             figure_count += 1
-            figures.append('<div class="figure">' + figure.to_html(
-                full_html=False, include_plotlyjs=False, div_id=f"figure-{figure_count}",
-                config={"displaylogo": False, "responsive": True}) + "</div>")
-        parts.append(f'<section id="{anchor}"><h2>{html.escape(section.title)}</h2>'
-                     + "".join(figures) + section.body + "</section>")
+            figures.append(
+                '<div class="figure">'
+                + figure.to_html(
+                    full_html=False,
+                    include_plotlyjs=False,
+                    div_id=f"figure-{figure_count}",
+                    config={"displaylogo": False, "responsive": True},
+                )
+                + "</div>"
+            )
+        parts.append(
+            f'<section id="{anchor}"><h2>{html.escape(section.title)}</h2>'
+            + "".join(figures)
+            + section.body
+            + "</section>"
+        )
         if section.data is not None:
             data[section.title] = _clean(section.data)
-    contents = "".join(f'<li><a href="#section-{n}">{html.escape(s.title)}</a></li>'
-                       for n, s in enumerate(resolved, start=1))
+    contents = "".join(
+        f'<li><a href="#section-{n}">{html.escape(s.title)}</a></li>'
+        for n, s in enumerate(resolved, start=1)
+    )
     intro_html = f"<p>{html.escape(intro)}</p>" if intro else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
         f"<h1>{html.escape(title)}</h1>{intro_html}<ol class=contents>{contents}</ol>"
@@ -497,8 +596,10 @@ def build_report(
     """The page for result files: :func:`read_item` each, :func:`sections_for`,
     :func:`report_html`. ``labels`` (one per file) default to the file names."""
     if labels is not None and len(labels) != len(paths):
-        raise InputError(f"Got {len(labels)} labels for {len(paths)} result files; give one "
-                         "label per file, or none.")
+        raise InputError(
+            f"Got {len(labels)} labels for {len(paths)} result files; give one "
+            "label per file, or none."
+        )
     items = [read_item(p, None if labels is None else labels[i]) for i, p in enumerate(paths)]
     return report_html(sections_for(items, examples=examples), title=title, intro=intro)
 
@@ -511,4 +612,3 @@ def write_report(page: str, path: str | os.PathLike[str]) -> Path:
     temporary.write_text(page, encoding="utf-8")
     os.replace(temporary, path)
     return path
-

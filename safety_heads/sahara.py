@@ -87,8 +87,11 @@ class SaharaResult:
         """The chosen heads in order, each with its score at the step that chose it."""
         out = []
         for step, head in enumerate(self.heads):
-            entry = {"layer": head.layer, "head": head.head,
-                     "score": float(self.step_scores[step][head.layer, head.head])}
+            entry = {
+                "layer": head.layer,
+                "head": head.head,
+                "score": float(self.step_scores[step][head.layer, head.head]),
+            }
             if self.control_step_scores is not None:
                 entry["control"] = float(self.control_step_scores[step][head.layer, head.head])
                 entry["contrast"] = entry["score"] - entry["control"]
@@ -108,8 +111,13 @@ class SaharaResult:
                     value = float(scores[layer, head])
                     if value != value:  # NaN: not scored at this step
                         continue
-                    row = {"step": step + 1, "layer": layer, "head": head, "score": value,
-                           "chosen": step < len(self.heads) and self.heads[step] == Head(layer, head)}
+                    row = {
+                        "step": step + 1,
+                        "layer": layer,
+                        "head": head,
+                        "score": value,
+                        "chosen": step < len(self.heads) and self.heads[step] == Head(layer, head),
+                    }
                     if control is not None:
                         row["control"] = float(control[layer, head])
                         row["contrast"] = value - row["control"]
@@ -138,9 +146,21 @@ class SaharaResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SaharaResult":
-        derived = {"n_layers", "n_heads", "rank", "select", "heads", "step_scores", "top",
-                   "control_step_scores", "contrast_step_scores", "kind", "complete",
-                   "settings", "progress"}
+        derived = {
+            "n_layers",
+            "n_heads",
+            "rank",
+            "select",
+            "heads",
+            "step_scores",
+            "top",
+            "control_step_scores",
+            "contrast_step_scores",
+            "kind",
+            "complete",
+            "settings",
+            "progress",
+        }
         control = data.get("control_step_scores")
         return cls(
             {k: v for k, v in data.items() if k not in derived},
@@ -199,16 +219,20 @@ def sahara(
     if select not in SELECT_MODES:
         raise InputError(f"select={select!r} is not one of {SELECT_MODES}.")
     if select == "contrast" and control is None:
-        raise InputError("select='contrast' ranks heads by harmful minus control scores, so "
-                         "it needs control prompts: pass control=[...] (CLI: --control "
-                         "harmless).")
+        raise InputError(
+            "select='contrast' ranks heads by harmful minus control scores, so "
+            "it needs control prompts: pass control=[...] (CLI: --control "
+            "harmless)."
+        )
     prompts = list(prompts)
     if rank > len(prompts):
         raise InputError(f"rank={rank} needs at least {rank} prompts; got {len(prompts)}.")
     candidates = candidate_mask(model, heads)
     if steps < 1 or steps > int(candidates.sum()):
-        raise InputError(f"steps must be between 1 and the number of candidate heads "
-                         f"({int(candidates.sum())}); got {steps}.")
+        raise InputError(
+            f"steps must be between 1 and the number of candidate heads "
+            f"({int(candidates.sum())}); got {steps}."
+        )
     sets = {"prompts": prompts} | ({"control": list(control)} if control is not None else {})
     info = {
         **model_identity(model),
@@ -223,7 +247,9 @@ def sahara(
     done = run.resume()
     for texts in sets.values():
         model.check_context(texts, template, system)
-    formatted = {name: [model.format(t, template, system) for t in texts] for name, texts in sets.items()}
+    formatted = {
+        name: [model.format(t, template, system) for t in texts] for name, texts in sets.items()
+    }
     vanilla: dict[str, Tensor] = {}
 
     def vanilla_states(name: str) -> Tensor:
@@ -241,7 +267,9 @@ def sahara(
             fixed[head.layer, head.head] = True
         open_heads = candidates & ~fixed
         groups: dict[str, Any] = {}
-        step_maps = {name: torch.full(candidates.shape, torch.nan, dtype=torch.float64) for name in sets}
+        step_maps = {
+            name: torch.full(candidates.shape, torch.nan, dtype=torch.float64) for name in sets
+        }
         for layer in range(model.n_layers):
             bar.update(1)
             heads_here = open_heads[layer].nonzero().flatten().tolist()
@@ -257,7 +285,9 @@ def sahara(
                     unit[name] = principal_angle_score(vanilla_states(name), hidden, rank).tolist()
                 run.save(key, unit)
             for name in sets:
-                step_maps[name][layer, heads_here] = torch.tensor(done[key][name], dtype=torch.float64)
+                step_maps[name][layer, heads_here] = torch.tensor(
+                    done[key][name], dtype=torch.float64
+                )
         for name in sets:
             maps[name].append(step_maps[name])
         partial = SaharaResult(info, chosen, maps["prompts"], maps.get("control"), rank, select)
@@ -271,4 +301,3 @@ def sahara(
 def generalized_ships(model: Any, prompts: Sequence[str], **options: Any) -> SaharaResult:
     """Generalized Ships of every head alone: a one-step Sahara; the map is ``.scores``."""
     return sahara(model, prompts, steps=1, **options)
-

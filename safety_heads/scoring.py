@@ -69,14 +69,17 @@ class ScoreSettings:
         return asdict(self)
 
 
-def candidate_mask(model: Any, heads: Sequence[HeadLike] | str | None) -> Bool[Tensor, "n_layers n_heads"]:
+def candidate_mask(
+    model: Any, heads: Sequence[HeadLike] | str | None
+) -> Bool[Tensor, "n_layers n_heads"]:
     """Which heads to score: all of them (``None``) or the given subset."""
     if heads is None:
         return torch.ones(model.n_layers, model.n_heads, dtype=torch.bool)
     chosen = parse_heads(heads)
     if not chosen:
-        raise InputError("The subset of heads to score is empty; pass heads=None to score "
-                         "every head.")
+        raise InputError(
+            "The subset of heads to score is empty; pass heads=None to score every head."
+        )
     check_heads(chosen, model.n_layers, model.n_heads)
     mask = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
     for head in chosen:
@@ -85,7 +88,10 @@ def candidate_mask(model: Any, heads: Sequence[HeadLike] | str | None) -> Bool[T
 
 
 def build_groups(
-    model: Any, texts: Sequence[str], fixed: Bool[Tensor, "n_layers n_heads"], settings: ScoreSettings
+    model: Any,
+    texts: Sequence[str],
+    fixed: Bool[Tensor, "n_layers n_heads"],
+    settings: ScoreSettings,
 ) -> list[PromptGroup]:
     """Length-sorted prompt groups with residuals cached under the ``fixed`` ablation."""
     return [
@@ -133,8 +139,15 @@ def layer_hidden(
             # Sharing pays only when several rows of this pass ablate the same head.
             shares = n_rows > len(slot_of_row[part].unique())
             hidden = suffix_hidden(
-                model, group, layer, prompt_of_row[part], mask,
-                settings.kind, settings.epsilon, settings.via, opening if shares else 0,
+                model,
+                group,
+                layer,
+                prompt_of_row[part],
+                mask,
+                settings.kind,
+                settings.epsilon,
+                settings.via,
+                opening if shares else 0,
             )
             if out is None:
                 out = hidden.new_empty(len(heads), n_prompts, hidden.shape[-1])
@@ -170,7 +183,9 @@ def map_from_json(values: Any) -> Tensor | None:
     return torch.tensor(clean(values), dtype=torch.float64)
 
 
-def ranked(scores: Float[Tensor, "n_layers n_heads"], limit: int | None = None) -> list[dict[str, Any]]:
+def ranked(
+    scores: Float[Tensor, "n_layers n_heads"], limit: int | None = None
+) -> list[dict[str, Any]]:
     """Heads sorted by score, highest first, as ``{layer, head, score}`` (NaN skipped)."""
     flat = scores.double().flatten()
     order = torch.argsort(torch.nan_to_num(flat, nan=-math.inf), descending=True, stable=True)
@@ -179,7 +194,9 @@ def ranked(scores: Float[Tensor, "n_layers n_heads"], limit: int | None = None) 
     for index in order.tolist():
         if math.isnan(flat[index]):
             continue
-        out.append({"layer": index // n_heads, "head": index % n_heads, "score": float(flat[index])})
+        out.append(
+            {"layer": index // n_heads, "head": index % n_heads, "score": float(flat[index])}
+        )
         if limit is not None and len(out) >= limit:
             break
     return out

@@ -96,7 +96,9 @@ class ShipsResult:
         flat = torch.nan_to_num(self.per_prompt.reshape(n_prompts, -1), nan=-torch.inf)
         k = min(self.top_k, flat.shape[1])
         counts = torch.zeros(flat.shape[1], dtype=torch.float64)
-        counts.scatter_add_(0, flat.topk(k, dim=1).indices.flatten(), torch.ones(n_prompts * k, dtype=torch.float64))
+        counts.scatter_add_(
+            0, flat.topk(k, dim=1).indices.flatten(), torch.ones(n_prompts * k, dtype=torch.float64)
+        )
         frequency = (counts / n_prompts).reshape(n_layers, n_heads)
         return frequency.masked_fill(self.per_prompt[0].isnan(), torch.nan)
 
@@ -127,8 +129,9 @@ class ShipsResult:
         order = torch.argsort(flat, dim=1, descending=True, stable=True)[:, :k]
         return [[Head(i // n_heads, i % n_heads) for i in row] for row in order.tolist()]
 
-    def prompt_ablations(self, k: int, kind: str | None = None,
-                         epsilon: float | None = None) -> PromptAblations:
+    def prompt_ablations(
+        self, k: int, kind: str | None = None, epsilon: float | None = None
+    ) -> PromptAblations:
         """Ablate each prompt's own top ``k`` heads when answering it (for
         :func:`~safety_heads.evaluation.evaluate_asr` on ``self.prompts``, in order).
         ``kind`` and ``epsilon`` default to the ones the scores were computed with."""
@@ -189,9 +192,21 @@ class ShipsResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ShipsResult":
         derived = {
-            "n_layers", "n_heads", "top_k", "per_prompt", "mean", "topk_frequency", "top",
-            "control_per_prompt", "control_mean", "contrast", "contrast_top",
-            "kind", "complete", "settings", "progress",
+            "n_layers",
+            "n_heads",
+            "top_k",
+            "per_prompt",
+            "mean",
+            "topk_frequency",
+            "top",
+            "control_per_prompt",
+            "control_mean",
+            "contrast",
+            "contrast_top",
+            "kind",
+            "complete",
+            "settings",
+            "progress",
         }
         info = {k: v for k, v in data.items() if k not in derived}
         return cls(
@@ -206,7 +221,9 @@ class ShipsResult:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
-def _kl_rows(base: Float[Tensor, "rows d_vocab"], ablated: Float[Tensor, "rows d_vocab"]) -> Float[Tensor, " rows"]:
+def _kl_rows(
+    base: Float[Tensor, "rows d_vocab"], ablated: Float[Tensor, "rows d_vocab"]
+) -> Float[Tensor, " rows"]:
     """KL(base || ablated) per row from log-probabilities."""
     return (base.exp() * (base - ablated)).sum(dim=-1)
 
@@ -267,8 +284,12 @@ def ships(
     done = run.resume()
     fixed = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
     sets = {"prompts": prompts} | ({"control": list(control)} if control is not None else {})
-    maps = {name: torch.full((len(texts), model.n_layers, model.n_heads), torch.nan, dtype=torch.float64)
-            for name, texts in sets.items()}
+    maps = {
+        name: torch.full(
+            (len(texts), model.n_layers, model.n_heads), torch.nan, dtype=torch.float64
+        )
+        for name, texts in sets.items()
+    }
     layers = [layer for layer in range(model.n_layers) if bool(candidates[layer].any())]
     todo = [layer for layer in layers if f"layer-{layer}" not in done]
     for texts in sets.values():
@@ -285,11 +306,12 @@ def ships(
         if key not in done:
             unit = {}
             for name, (groups, base) in prepared.items():
-                unit[name] = _ships_layer(model, groups, base, layer, heads_here, fixed, settings).T.tolist()
+                unit[name] = _ships_layer(
+                    model, groups, base, layer, heads_here, fixed, settings
+                ).T.tolist()
             run.save(key, unit)
         for name in sets:
             maps[name][:, layer, heads_here] = torch.tensor(done[key][name], dtype=torch.float64)
     result = ShipsResult(info, maps["prompts"], maps.get("control"), top_k)
     run.finish(result.to_json())
     return result
-

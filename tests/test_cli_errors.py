@@ -19,8 +19,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "safety_heads"
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture
@@ -52,7 +55,8 @@ def user_folder(tmp_path, monkeypatch, bundled_folder):
     (home / "empty.csv").write_text("")
     for kind in ("ships", "sahara", "evaluate", "side-effects"):  # finished, but no data
         (home / f"bare-{kind}.json").write_text(
-            json.dumps({"kind": kind, "complete": True, "settings": {}}))
+            json.dumps({"kind": kind, "complete": True, "settings": {}})
+        )
     return home
 
 
@@ -62,32 +66,53 @@ CASES = {
     "folder with only a config": (["info", "--model", "only-config"], "no weights"),
     "folder without tokenizer": (["info", "--model", "no-tokenizer"], "holds no tokenizer"),
     "truncated gguf": (["info", "--model", "truncated.gguf"], "truncated or corrupt"),
-    "compare a non-result": (["compare", "not-a-result.json", "not-a-result.json",
-                              "--out", "c.html"], "not a result of safety-heads"),
-    "report a non-result": (["report", "not-a-result.json", "--out", "r.html"],
-                            "no kind field"),
+    "compare a non-result": (
+        ["compare", "not-a-result.json", "not-a-result.json", "--out", "c.html"],
+        "not a result of safety-heads",
+    ),
+    "report a non-result": (["report", "not-a-result.json", "--out", "r.html"], "no kind field"),
     "compare a ships result without per_prompt": (
         ["compare", "bare-ships.json", "bare-ships.json", "--out", "c.html"],
-        "not a complete ships result (no field 'per_prompt')"),
+        "not a complete ships result (no field 'per_prompt')",
+    ),
     "report a sahara result without heads": (
-        ["report", "bare-sahara.json", "--out", "r.html"], "not a complete sahara result"),
+        ["report", "bare-sahara.json", "--out", "r.html"],
+        "not a complete sahara result",
+    ),
     "report an evaluate result without answers": (
-        ["report", "bare-evaluate.json", "--out", "r.html"], "not a complete evaluate result"),
+        ["report", "bare-evaluate.json", "--out", "r.html"],
+        "not a complete evaluate result",
+    ),
     "report side effects without answers": (
-        ["report", "bare-side-effects.json", "--out", "r.html"], "not a complete side-effects"),
-    "judge a result without answers": (["judge", "bare-evaluate.json", "--out", "v.json"],
-                                       "without a 'responses' list"),
-    "empty prompt file": (["evaluate", "--prompts", "empty.csv", "--out", "e.json"],
-                          "is empty"),
-    "no heads to score": (["ships", "--heads", "", "--out", "s.json"],
-                          "--heads names no heads"),
-    "contrast without control": (["sahara", "--select", "contrast", "--out", "s.json"],
-                                 "needs control prompts"),
-    "export over the current folder": (["export", "--heads", "1.2", "--out", ".",
-                                        "--overwrite"], "holds the current folder"),
-    "missing classifier template": (["evaluate", "--classifier", "org/guard",
-                                     "--classifier-template", "missing.txt",
-                                     "--out", "e.json"], "cannot read it"),
+        ["report", "bare-side-effects.json", "--out", "r.html"],
+        "not a complete side-effects",
+    ),
+    "judge a result without answers": (
+        ["judge", "bare-evaluate.json", "--out", "v.json"],
+        "without a 'responses' list",
+    ),
+    "empty prompt file": (["evaluate", "--prompts", "empty.csv", "--out", "e.json"], "is empty"),
+    "no heads to score": (["ships", "--heads", "", "--out", "s.json"], "--heads names no heads"),
+    "contrast without control": (
+        ["sahara", "--select", "contrast", "--out", "s.json"],
+        "needs control prompts",
+    ),
+    "export over the current folder": (
+        ["export", "--heads", "1.2", "--out", ".", "--overwrite"],
+        "holds the current folder",
+    ),
+    "missing classifier template": (
+        [
+            "evaluate",
+            "--classifier",
+            "org/guard",
+            "--classifier-template",
+            "missing.txt",
+            "--out",
+            "e.json",
+        ],
+        "cannot read it",
+    ),
     "dtype unknown": (["info", "--dtype", "float8"], "float8"),
 }
 
@@ -138,7 +163,8 @@ def test_verbose_adds_the_traceback_to_an_error(user_folder, capsys):
     error = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert "Traceback" in error and error.rstrip().splitlines()[-1].startswith(
-        "safety-heads info: error:")
+        "safety-heads info: error:"
+    )
 
 
 def test_warnings_are_one_line(tmp_path, capsys):
@@ -148,8 +174,20 @@ def test_warnings_are_one_line(tmp_path, capsys):
     a.save(tmp_path / "a.json")
     b.save(tmp_path / "b.json")
     out = tmp_path / "c.html"
-    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-                 "--out", str(out), "--top-k", "12"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "a.json"),
+                str(tmp_path / "b.json"),
+                "--out",
+                str(out),
+                "--top-k",
+                "12",
+            ]
+        )
+        == 0
+    )
     error = capsys.readouterr().err
     assert "safety-heads compare: warning: top-12 overlap of maps with only 12 heads" in error
     assert "Traceback" not in error and "warnings.warn" not in error
@@ -194,7 +232,8 @@ def test_a_chat_template_that_refuses_a_system_prompt_says_what_to_do(tokenizer)
     strict.chat_template = (
         "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not "
         "supported') }}{% endif %}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}"
-        "{% endfor %}<assistant>")
+        "{% endfor %}<assistant>"
+    )
     assert format_prompt("Hi", tokenizer=strict) == "<user>Hi<assistant>"
     with pytest.raises(InputError, match="System role not supported.*leave the system prompt"):
         format_prompt("Hi", tokenizer=strict, system="Be brief.")

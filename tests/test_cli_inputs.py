@@ -54,12 +54,14 @@ def test_output_paths_are_checked_first(command, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["ships", "--top-k", "0"], "--top-k must be >= 1"),
-     (["sahara", "--steps", "0"], "--steps must be >= 1"),
-     (["ships", "--epsilon", "-1"], "epsilon must be"),
-     (["sahara", "--limit", "0"], "limit must be a positive"),
-     (["ships", "--control", "no-such-file.txt"], "No prompt set"),
-     (["evaluate", "--limit", "0"], "limit must be a positive")],
+    [
+        (["ships", "--top-k", "0"], "--top-k must be >= 1"),
+        (["sahara", "--steps", "0"], "--steps must be >= 1"),
+        (["ships", "--epsilon", "-1"], "epsilon must be"),
+        (["sahara", "--limit", "0"], "limit must be a positive"),
+        (["ships", "--control", "no-such-file.txt"], "No prompt set"),
+        (["evaluate", "--limit", "0"], "limit must be a positive"),
+    ],
 )
 def test_cheap_settings_are_checked_first(argv, message, tmp_path, capsys):
     command, *rest = argv
@@ -70,9 +72,11 @@ def test_cheap_settings_are_checked_first(argv, message, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(["--device", "bogus"], "not a device torch knows"),
-     (["--threads", "-1"], "--threads must be >= 1"),
-     (["--threads", "0"], "--threads must be >= 1")],
+    [
+        (["--device", "bogus"], "not a device torch knows"),
+        (["--threads", "-1"], "--threads must be >= 1"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ],
 )
 def test_device_and_thread_arguments(extra, message, capsys):
     assert message in refused(capsys, ["info", *extra])

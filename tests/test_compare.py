@@ -34,8 +34,14 @@ def synthetic_ships(seed: int = 0, control: bool = True) -> ShipsResult:
     generator = torch.Generator().manual_seed(seed)
     per_prompt = torch.rand(5, N_LAYERS, N_HEADS, generator=generator, dtype=torch.float64)
     control_map = per_prompt[:3] * 0.5 if control else None
-    info = {"model": "tiny-test", "template": "chat", "ablation": "undifferentiated",
-            "epsilon": 1e-5, "via": "query", "prompts": [f"harmful {i}" for i in range(5)]}
+    info = {
+        "model": "tiny-test",
+        "template": "chat",
+        "ablation": "undifferentiated",
+        "epsilon": 1e-5,
+        "via": "query",
+        "prompts": [f"harmful {i}" for i in range(5)],
+    }
     return ShipsResult(info, per_prompt, control_map, top_k=2)
 
 
@@ -45,8 +51,14 @@ def synthetic_sahara() -> SaharaResult:
     step1_best = Head(3, 2)  # the largest value of step1
     step2[3, 2] = math.nan  # already chosen at step 2
     step2_best = Head(0, 2)  # step1 flipped: the largest remaining value is at (0, 2)
-    info = {"model": "tiny-test", "template": "chat", "ablation": "undifferentiated",
-            "epsilon": 1e-5, "via": "query", "prompts": ["p1", "p2", "p3"]}
+    info = {
+        "model": "tiny-test",
+        "template": "chat",
+        "ablation": "undifferentiated",
+        "epsilon": 1e-5,
+        "via": "query",
+        "prompts": ["p1", "p2", "p3"],
+    }
     return SaharaResult(info, [step1_best, step2_best], [step1, step2])
 
 
@@ -56,18 +68,34 @@ def synthetic_curve(asr_counts=(0, 2, 3), n: int = 4, label: str = "") -> dict:
     points = []
     for heads_ablated, count in enumerate(asr_counts):
         responses = tuple(
-            Response(f"prompt {i}{label}", f"answer <b>{i}</b> with {heads_ablated} heads",
-                     Verdict(i < count, "complied" if i < count else "refusal phrase",
-                             None if i < count else True))
-            for i in range(n))
+            Response(
+                f"prompt {i}{label}",
+                f"answer <b>{i}</b> with {heads_ablated} heads",
+                Verdict(
+                    i < count,
+                    "complied" if i < count else "refusal phrase",
+                    None if i < count else True,
+                ),
+            )
+            for i in range(n)
+        )
         ablation = Ablation.of(order[:heads_ablated]) if heads_ablated else None
         rate = success_rate([r.attack_success for r in responses])
         points.append(AsrResult(ablation, rate, responses))
     curve = AsrCurve(Ablation.of(order), tuple(points))
-    settings = {"model": "tiny-test", "prompts": {"n": n, "sha256": "0" * 64},
-                "generation": {"max_new_tokens": 8}, "judge": "keywords"}
-    return {"kind": "asr-curve", "settings": settings, "complete": True, **curve.to_dict(),
-            "progress": {}}
+    settings = {
+        "model": "tiny-test",
+        "prompts": {"n": n, "sha256": "0" * 64},
+        "generation": {"max_new_tokens": 8},
+        "judge": "keywords",
+    }
+    return {
+        "kind": "asr-curve",
+        "settings": settings,
+        "complete": True,
+        **curve.to_dict(),
+        "progress": {},
+    }
 
 
 # ----------------------------------------------------------------------------- ranks
@@ -94,7 +122,7 @@ def test_spearman_known_value_with_ties():
 def test_spearman_depends_on_ranks_only():
     a = torch.randn(N_LAYERS, N_HEADS, dtype=torch.float64)
     b = torch.randn(N_LAYERS, N_HEADS, dtype=torch.float64)
-    assert spearman(a.exp(), b ** 3) == pytest.approx(spearman(a, b))
+    assert spearman(a.exp(), b**3) == pytest.approx(spearman(a, b))
 
 
 def test_spearman_skips_heads_missing_in_either_map():
@@ -191,8 +219,9 @@ def test_read_scores_and_compare_results(tmp_path):
     loaded = read_scores(tmp_path / "ships.json")
     assert isinstance(loaded, ShipsResult)
     assert torch.allclose(loaded.mean, ships_result.mean)
-    comparison = compare_results(loaded, read_scores(tmp_path / "sahara.json"),
-                                 labels=("ships", "sahara"), top_k=2)
+    comparison = compare_results(
+        loaded, read_scores(tmp_path / "sahara.json"), labels=("ships", "sahara"), top_k=2
+    )
     assert comparison.spearman == pytest.approx(spearman(ships_result.mean, sahara_result.scores))
     assert comparison.info["sahara"]["map"] == "step-1"
 

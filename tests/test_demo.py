@@ -29,9 +29,17 @@ def tiny_folders(tokenizer, tmp_path_factory):
 
 
 def _config(folders, **changes) -> DemoConfig:
-    settings = dict(model=folders["chat"], base=folders["base"], search_prompts=3,
-                    eval_prompts=3, steps=2, shortlist=4, max_new_tokens=4, batch_size=3,
-                    top_k=3)
+    settings = dict(
+        model=folders["chat"],
+        base=folders["base"],
+        search_prompts=3,
+        eval_prompts=3,
+        steps=2,
+        shortlist=4,
+        max_new_tokens=4,
+        batch_size=3,
+        top_k=3,
+    )
     return DemoConfig(**{**settings, **changes})
 
 
@@ -62,9 +70,14 @@ def test_demo_writes_every_stage_and_the_numbers_agree(tiny_folders, tmp_path):
     assert parse_heads(note["heads"]) == result.heads and note["kind"] == "undifferentiated"
     page = result.report.read_text()
     assert page.count('class="plotly-graph-div"') >= 5
-    for title in ("Generalized Ships of every head:", "Sahara:", "ASR vs number of ablated heads",
-                  "Comparison:",
-                  "Attention patterns:", "Exported ablated model:"):
+    for title in (
+        "Generalized Ships of every head:",
+        "Sahara:",
+        "ASR vs number of ablated heads",
+        "Comparison:",
+        "Attention patterns:",
+        "Exported ablated model:",
+    ):
         assert title in page
 
 
@@ -91,8 +104,9 @@ def test_demo_rerun_resumes_without_recomputing(tiny_folders, tmp_path, monkeypa
 
 def test_demo_without_shortlist_runs_the_exhaustive_search(tiny_folders, tmp_path):
     out = tmp_path / "demo"
-    result = run_demo(out, _config(tiny_folders, base=None, export=False, shortlist=None),
-                      progress=False)
+    result = run_demo(
+        out, _config(tiny_folders, base=None, export=False, shortlist=None), progress=False
+    )
     search = read_scores(out / "sahara.json")
     assert search.info["heads_considered"] is None and len(search.step_scores) == 2
     assert not (out / "generalized-ships.json").exists() and "scan" not in result.files
@@ -102,16 +116,22 @@ def test_demo_refuses_a_changed_run_into_the_same_folder(tiny_folders, tmp_path)
     out = tmp_path / "demo"
     run_demo(out, _config(tiny_folders, base=None, export=False, steps=1), progress=False)
     with pytest.raises(FileExistsError, match="other settings"):
-        run_demo(out, _config(tiny_folders, base=None, export=False, steps=1, search_prompts=2),
-                 progress=False)
+        run_demo(
+            out,
+            _config(tiny_folders, base=None, export=False, steps=1, search_prompts=2),
+            progress=False,
+        )
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"steps": 0}, "steps must be an int >= 1"),
-    ({"kind": "zero"}, "kind='zero' is not one of"),
-    ({"base": DEFAULT_MODEL}, "base is the model itself"),
-    ({"shortlist": 2, "steps": 3}, "shortlist=2 is smaller than steps=3"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"steps": 0}, "steps must be an int >= 1"),
+        ({"kind": "zero"}, "kind='zero' is not one of"),
+        ({"base": DEFAULT_MODEL}, "base is the model itself"),
+        ({"shortlist": 2, "steps": 3}, "shortlist=2 is smaller than steps=3"),
+    ],
+)
 def test_demo_config_checks_its_fields(change, message):
     with pytest.raises(ValueError, match=message):
         DemoConfig(**change)
@@ -122,13 +142,46 @@ def test_demo_command_defaults_and_plumbing(tiny_folders, tmp_path, capsys):
     defaults = parser.parse_args(["demo"])
     assert (defaults.model, defaults.base) == (DEFAULT_MODEL, DEFAULT_BASE)
     config = DemoConfig()
-    assert (defaults.search_prompts, defaults.eval_prompts, defaults.steps, defaults.shortlist,
-            defaults.max_new_tokens) == (config.search_prompts, config.eval_prompts,
-                                         config.steps, config.shortlist, config.max_new_tokens)
+    assert (
+        defaults.search_prompts,
+        defaults.eval_prompts,
+        defaults.steps,
+        defaults.shortlist,
+        defaults.max_new_tokens,
+    ) == (
+        config.search_prompts,
+        config.eval_prompts,
+        config.steps,
+        config.shortlist,
+        config.max_new_tokens,
+    )
     out = tmp_path / "cli-demo"
-    assert main(["demo", "--out", str(out), "--model", tiny_folders["chat"], "--base", "none",
-                 "--search-prompts", "2", "--eval-prompts", "2", "--steps", "1",
-                 "--shortlist", "0", "--max-new-tokens", "2", "--no-export", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--model",
+                tiny_folders["chat"],
+                "--base",
+                "none",
+                "--search-prompts",
+                "2",
+                "--eval-prompts",
+                "2",
+                "--steps",
+                "1",
+                "--shortlist",
+                "0",
+                "--max-new-tokens",
+                "2",
+                "--no-export",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert len(printed["heads"]) == 1 and len(printed["asr"]) == 2
     assert printed["spearman_vs_base"] is None

@@ -40,8 +40,11 @@ def batch(source_model):
 
 def hf_logprobs(hf_model, batch) -> torch.Tensor:
     with torch.no_grad():
-        logits = hf_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                          position_ids=batch.position_ids).logits
+        logits = hf_model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+        ).logits
     return logits[:, -1].float().log_softmax(-1)
 
 
@@ -62,10 +65,15 @@ def test_exported_checkpoint_is_the_hooked_model(source_model, batch, tmp_path, 
 
     eos = source_model.tokenizer.eos_token_id
     with torch.no_grad():
-        out = exported.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                max_new_tokens=10, do_sample=False, eos_token_id=eos,
-                                pad_token_id=source_model.tokenizer.pad_token_id)
-    expected = [_cut_at_eos(row, eos) for row in out[:, batch.input_ids.shape[1]:].tolist()]
+        out = exported.generate(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            max_new_tokens=10,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=source_model.tokenizer.pad_token_id,
+        )
+    expected = [_cut_at_eos(row, eos) for row in out[:, batch.input_ids.shape[1] :].tolist()]
     assert list(generate(source_model, batch, ablation, max_new_tokens=10).tokens) == expected
 
 
@@ -73,17 +81,22 @@ def test_note_and_tokenizer_are_written(source_model, tiny, tmp_path):
     ablation = Ablation.of(HEADS)
     report = export_ablated(source_model, ablation, tmp_path / "out")
     folder = tmp_path / "out"
-    assert {"config.json", "model.safetensors", "tokenizer.json", EXPORT_NOTE,
-            "README.md"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", EXPORT_NOTE, "README.md"} <= {
+        p.name for p in folder.iterdir()
+    }
     note = json.loads((folder / EXPORT_NOTE).read_text())
     total = sum(p.numel() for p in tiny.pristine.parameters())
     assert note["parameters_touched"] == 3 * 16 * 64 == report.parameters_touched
     assert note["parameters_total"] == total
     assert note["fraction_touched"] == pytest.approx(3 * 16 * 64 / total)
-    assert (note["heads"], note["kind"], note["epsilon"]) == (["1.2", "3.0", "3.3"],
-                                                              "undifferentiated", 1e-5)
+    assert (note["heads"], note["kind"], note["epsilon"]) == (
+        ["1.2", "3.0", "3.3"],
+        "undifferentiated",
+        1e-5,
+    )
     assert (report.parameters_touched, report.fraction_touched) == touched_parameters(
-        tiny.pristine, ablation)
+        tiny.pristine, ablation
+    )
     card = (folder / "README.md").read_text()
     assert "1.2, 3.0, 3.3" in card and f"{3 * 16 * 64:,} of {total:,}" in card
     umask = os.umask(0)
@@ -131,8 +144,9 @@ def test_a_folder_of_other_files_is_never_replaced(source_model, tmp_path):
 
 
 @pytest.mark.parametrize("spelling", [".", "", "..", "sub/.."])
-def test_the_current_folder_is_never_an_export_target(source_model, tmp_path, monkeypatch,
-                                                      spelling):
+def test_the_current_folder_is_never_an_export_target(
+    source_model, tmp_path, monkeypatch, spelling
+):
     work = tmp_path / "work"
     (work / "sub").mkdir(parents=True)
     (work / "notes.txt").write_text("mine")

@@ -3,7 +3,9 @@ import pytest
 from safety_heads.heads import Head, check_heads, parse_head, parse_heads
 
 
-@pytest.mark.parametrize("text", ["2.26", "2-26", "L2H26", "l2h26", " 2.26 ", "2:26", (2, 26), [2, 26]])
+@pytest.mark.parametrize(
+    "text", ["2.26", "2-26", "L2H26", "l2h26", " 2.26 ", "2:26", (2, 26), [2, 26]]
+)
 def test_spellings_of_one_head(text):
     assert parse_head(text) == Head(2, 26)
 

@@ -79,7 +79,9 @@ def test_corrupt_cache_is_rebuilt(fake_gguf, tmp_path, caplog):
     assert len(calls) == 2
     assert "is incomplete or corrupt; rebuilding it" in caplog.text
     assert model.n_layers == 4
-    assert models_module.cache_is_valid(_cached_folder(tmp_path), models_module._gguf_source_key(path))
+    assert models_module.cache_is_valid(
+        _cached_folder(tmp_path), models_module._gguf_source_key(path)
+    )
 
 
 def test_cache_of_changed_source_is_rebuilt_as_stale(fake_gguf, tmp_path, caplog):
@@ -144,7 +146,8 @@ def bundled_pristine(bundled):
 def _hf_logprobs(hf_model, batch):
     with torch.no_grad():
         logits = hf_model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
         ).logits
     return logits[:, -1].float().log_softmax(-1)
@@ -176,8 +179,9 @@ def test_bundled_left_padding_matches_single_prompts(bundled):
         assert (together[row] - alone[0]).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("installed,warns", [("5.23.0", False), ("5.24.0", True),
-                                             ("6.0.0.dev0", True), ("5.9.1", False)])
+@pytest.mark.parametrize(
+    "installed,warns", [("5.23.0", False), ("5.24.0", True), ("6.0.0.dev0", True), ("5.9.1", False)]
+)
 def test_a_transformers_release_that_breaks_generation_is_named(monkeypatch, installed, warns):
     import warnings
 
@@ -235,8 +239,12 @@ def test_abandoned_build_folders_are_removed_and_running_ones_kept(fake_gguf, tm
     path, calls = fake_gguf
     load_model(path)
     target = _cached_folder(tmp_path)
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     prefix = f".{target.name}-build-{models_module._HOST}"
     dead = target.parent / f"{prefix}-{int(ended.stdout)}-abc"
     alive = target.parent / f"{prefix}-{os.getpid()}-def"

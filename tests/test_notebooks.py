@@ -31,15 +31,24 @@ def _execute(name: str, monkeypatch) -> object:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(EXAMPLES)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(EXAMPLES)}},
+    )
     client.execute()
     return notebook
 
 
 def _outputs(notebook, kind: str) -> list:
-    return [o for cell in notebook.cells if cell.cell_type == "code"
-            for o in cell.get("outputs", []) if o.get("output_type") == kind]
+    return [
+        o
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == kind
+    ]
 
 
 def _plotly_figures(notebook) -> list[dict]:
@@ -52,8 +61,12 @@ def _plotly_figures(notebook) -> list[dict]:
 
 
 def test_every_notebook_starts_with_a_colab_badge_and_a_guarded_install():
-    assert {"01_quickstart.ipynb", "02_sahara_asr.ipynb", "03_surgery_export.ipynb",
-            "04_chat_vs_base.ipynb"} <= set(NOTEBOOKS)
+    assert {
+        "01_quickstart.ipynb",
+        "02_sahara_asr.ipynb",
+        "03_surgery_export.ipynb",
+        "04_chat_vs_base.ipynb",
+    } <= set(NOTEBOOKS)
     for name in NOTEBOOKS:
         cells = json.loads((EXAMPLES / name).read_text())["cells"]
         assert f"examples/{name})" in "".join(cells[0]["source"]), name  # badge links itself

@@ -104,8 +104,11 @@ def test_comparison_scatter_plots_every_head_scored_in_both():
     b = torch.tensor([[0.0, 8.0, 9.0], [7.0, 1.0, 2.0]], dtype=torch.float64)
     comparison = compare_maps(a, b, labels=("chat", "base"), top_k=3)
     figure = comparison_scatter(comparison)
-    points = {text: (x, y) for trace in figure.data
-              for text, x, y in zip(trace.text, trace.x, trace.y, strict=True)}
+    points = {
+        text: (x, y)
+        for trace in figure.data
+        for text, x, y in zip(trace.text, trace.x, trace.y, strict=True)
+    }
     assert len(points) == 5  # head 1.2 is not scored in a
     assert points["0.2"] == (7.0, 9.0)
     both = next(t for t in figure.data if t.name == "top-k of both")
@@ -138,7 +141,10 @@ def test_asr_curve_figure_draws_the_keyword_judges_curve_dashed():
     figure = asr_curve_figure({"advbench": curve, "old": synthetic_curve((1, 1, 4), label="b")})
     lines = [t for t in figure.data if t.mode == "lines+markers"]
     assert [(t.name, t.line.dash) for t in lines] == [
-        ("advbench", None), ("advbench, keyword", "dash"), ("old", None)]
+        ("advbench", None),
+        ("advbench, keyword", "dash"),
+        ("old", None),
+    ]
     solid, dashed, _ = lines
     assert list(dashed.y) == curve["keyword_asr"]
     assert [list(c) for c in dashed.customdata] == curve["keyword_asr_ci"]
@@ -160,10 +166,21 @@ def test_judge_of_falls_back_to_settings_then_the_keyword_judge():
 def test_label_bars_stack_the_counts_in_a_fixed_label_order():
     assert sorted(LABEL_ORDER) == sorted(LABELS) == sorted(LABEL_COLOURS)
     assert len(set(LABEL_COLOURS.values())) == len(LABELS)  # one colour per label
-    points = [("base", {"too_short": 1, "refusal": 20, "compliance": 2, "evasive": 4,
-                        "echo": 1, "degenerate": 5}),
-              ("ablated", {"compliance": 18, "refusal": 14}),  # labels missing count 0
-              ("third", dict(reversed(list({"refusal": 3, "compliance": 1}.items()))))]
+    points = [
+        (
+            "base",
+            {
+                "too_short": 1,
+                "refusal": 20,
+                "compliance": 2,
+                "evasive": 4,
+                "echo": 1,
+                "degenerate": 5,
+            },
+        ),
+        ("ablated", {"compliance": 18, "refusal": 14}),  # labels missing count 0
+        ("third", dict(reversed(list({"refusal": 3, "compliance": 1}.items())))),
+    ]
     figure = label_bars_figure(points, title="t")
     assert figure.layout.barmode == "stack"
     assert [t.name for t in figure.data] == [label for label in LABEL_ORDER if label != "other"]
@@ -219,12 +236,14 @@ def test_sahara_steps_figure_shows_each_chosen_heads_score():
 
 
 def _patterns() -> AttentionPatterns:
-    base = torch.softmax(torch.randn(2, 5, 5).masked_fill(~torch.ones(5, 5).tril().bool(),
-                                                            -torch.inf), dim=-1)
+    base = torch.softmax(
+        torch.randn(2, 5, 5).masked_fill(~torch.ones(5, 5).tril().bool(), -torch.inf), dim=-1
+    )
     flat = torch.ones(5, 5).tril()
     flat = flat / flat.sum(-1, keepdim=True)
-    return AttentionPatterns("a prompt", tuple("abcde"), (Head(1, 0), Head(2, 1)), base,
-                             flat.expand(2, 5, 5).clone())
+    return AttentionPatterns(
+        "a prompt", tuple("abcde"), (Head(1, 0), Head(2, 1)), base, flat.expand(2, 5, 5).clone()
+    )
 
 
 def test_attention_figure_shows_base_and_ablated_patterns_on_one_scale():
@@ -272,7 +291,6 @@ def test_attention_patterns_under_another_heads_ablation_change_downstream_only(
 
     model = tiny.model
     prompt = "Explain how to pick a lock"
-    later = attention_patterns(model, prompt, [Head(0, 1), Head(2, 3)],
-                               ablation=Ablation.of("1.0"))
+    later = attention_patterns(model, prompt, [Head(0, 1), Head(2, 3)], ablation=Ablation.of("1.0"))
     assert torch.allclose(later.base[0], later.ablated[0])  # layer 0 comes before the ablation
     assert not torch.allclose(later.base[1], later.ablated[1], atol=1e-4)

@@ -65,8 +65,12 @@ def test_each_prompts_own_top_heads(tiny):
         scores = result.per_prompt[row]
         values = [scores[h.layer, h.head].item() for h in heads]
         assert values == sorted(values, reverse=True)
-        others = [scores[layer, h].item() for layer in range(4) for h in range(4)
-                  if Head(layer, h) not in heads]
+        others = [
+            scores[layer, h].item()
+            for layer in range(4)
+            for h in range(4)
+            if Head(layer, h) not in heads
+        ]
         assert min(values) >= max(others)
     ablations = result.prompt_ablations(2)
     assert ablations.heads == tuple(tuple(row[:2]) for row in own)
@@ -82,8 +86,21 @@ def test_ships_json_round_trip_and_contract(tiny, tmp_path):
     path = tmp_path / "ships.json"
     result = ships(tiny.model, PROMPTS, control=CONTROL, checkpoint=path, **SMALL)
     data = json.loads(path.read_text())
-    for key in ["model", "template", "ablation", "epsilon", "prompts", "n_layers", "n_heads",
-                "per_prompt", "mean", "top", "control_per_prompt", "contrast", "contrast_top"]:
+    for key in [
+        "model",
+        "template",
+        "ablation",
+        "epsilon",
+        "prompts",
+        "n_layers",
+        "n_heads",
+        "per_prompt",
+        "mean",
+        "top",
+        "control_per_prompt",
+        "contrast",
+        "contrast_top",
+    ]:
         assert key in data, key
     assert data["prompts"] == PROMPTS and data["complete"] is True
     assert len(data["per_prompt"]) == len(PROMPTS)
@@ -163,7 +180,9 @@ def test_sahara_step_with_heads_already_ablated_equals_the_reference(tiny):
     for step in (1, 2):
         fixed = result.heads[:step]
         others = [h for h in ALL if h not in fixed]
-        slow = generalized_ships_reference(tiny.model, PROMPTS, others, fixed=fixed, rank=2, kind="scale")
+        slow = generalized_ships_reference(
+            tiny.model, PROMPTS, others, fixed=fixed, rank=2, kind="scale"
+        )
         fast = torch.stack([result.step_scores[step][h.layer, h.head] for h in others])
         assert torch.allclose(fast, slow, atol=1e-3, rtol=0)
         assert all(result.step_scores[step][h.layer, h.head].isnan() for h in fixed)
@@ -182,8 +201,11 @@ def test_sahara_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
     assert json.loads(path.read_text())["complete"] is False
     resumed = sahara(tiny.model, PROMPTS, steps=2, control=CONTROL, checkpoint=path, **SMALL)
     assert resumed.heads == uninterrupted.heads
-    for a, b in zip(resumed.step_scores + resumed.control_step_scores,
-                    uninterrupted.step_scores + uninterrupted.control_step_scores, strict=True):
+    for a, b in zip(
+        resumed.step_scores + resumed.control_step_scores,
+        uninterrupted.step_scores + uninterrupted.control_step_scores,
+        strict=True,
+    ):
         assert torch.equal(a.nan_to_num(-1), b.nan_to_num(-1))
     loaded = SaharaResult.load(path)
     assert loaded.heads == resumed.heads and loaded.chosen() == resumed.chosen()

@@ -136,8 +136,14 @@ def test_ships_with_a_shared_opening_equals_the_reference(tiny, monkeypatch, tem
     slow = ships_reference(tiny.model, LONG_OPENING, ALL, template=template)
     assert torch.allclose(fast.per_prompt.reshape(len(LONG_OPENING), -1), slow, atol=1e-5, rtol=0)
     assert slow.max() > 1e-2
-    unshared = ships(tiny.model, LONG_OPENING, template=template, max_batch_tokens=400,
-                     min_shared_tokens=None, progress=False)
+    unshared = ships(
+        tiny.model,
+        LONG_OPENING,
+        template=template,
+        max_batch_tokens=400,
+        min_shared_tokens=None,
+        progress=False,
+    )
     assert torch.allclose(fast.per_prompt, unshared.per_prompt, atol=1e-6, rtol=0)
 
 

@@ -59,8 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.verbose:
             traceback.print_exc()
-        parser.exit(130, f"{prefix}: interrupted; what was finished is saved: re-run the same "
-                         "command to resume.\n")
+        parser.exit(
+            130,
+            f"{prefix}: interrupted; what was finished is saved: re-run the same "
+            "command to resume.\n",
+        )
     except (SafetyHeadsError, OSError) as error:  # OSError: a full disk, a permission
         if args.verbose:
             traceback.print_exc()
@@ -70,14 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if torch is not None and isinstance(error, torch.OutOfMemoryError):
             if args.verbose:
                 traceback.print_exc()
-            parser.exit(2, f"{prefix}: error: out of memory ({one_line(error)[:160]}); lower "
-                           "--batch-size or --max-batch-tokens where the command has them, "
-                           "load the model in --dtype bfloat16, or use a larger device. A "
-                           "re-run resumes.\n")
+            parser.exit(
+                2,
+                f"{prefix}: error: out of memory ({one_line(error)[:160]}); lower "
+                "--batch-size or --max-batch-tokens where the command has them, "
+                "load the model in --dtype bfloat16, or use a larger device. A "
+                "re-run resumes.\n",
+            )
         traceback.print_exc()
-        sys.stderr.write(f"{prefix}: unexpected error: this is a bug in safety-heads; please "
-                         "report it with the command line, the traceback above and the output of "
-                         "`pip list`.\n")
+        sys.stderr.write(
+            f"{prefix}: unexpected error: this is a bug in safety-heads; please "
+            "report it with the command line, the traceback above and the output of "
+            "`pip list`.\n"
+        )
         return 1
     finally:
         warnings.showwarning = shown_by

@@ -41,7 +41,9 @@ def add_prompt_options(parser: argparse.ArgumentParser, default: str = "advbench
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for --shuffle and sampling")
     parser.add_argument(
-        "--template", default="chat", choices=["chat", "query", "direct"],
+        "--template",
+        default="chat",
+        choices=["chat", "query", "direct"],
         help="prompt format (default: %(default)s)",
     )
     parser.add_argument("--system", default=None, help="system prompt (default: none)")
@@ -49,7 +51,9 @@ def add_prompt_options(parser: argparse.ArgumentParser, default: str = "advbench
 
 def add_ablation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--ablation", default="undifferentiated", choices=["undifferentiated", "scale", "mean"],
+        "--ablation",
+        default="undifferentiated",
+        choices=["undifferentiated", "scale", "mean"],
         help="how to knock out a head (default: %(default)s, the paper's favourite)",
     )
     parser.add_argument(
@@ -59,23 +63,31 @@ def add_ablation_options(parser: argparse.ArgumentParser) -> None:
 
 def add_judge_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--judge", default="content", choices=["content", "keyword"],
+        "--judge",
+        default="content",
+        choices=["content", "keyword"],
         help="content: the default judge (labels refusal, compliance, degenerate, echo, "
         "evasive, too_short; only compliance is an attack success); keyword: the paper's "
         "keyword judge (default: %(default)s; the keyword figure is always kept beside it)",
     )
     parser.add_argument(
-        "--classifier", default=None, metavar="MODEL",
+        "--classifier",
+        default=None,
+        metavar="MODEL",
         help="judge with a safety classifier (hub id or folder) instead",
     )
     parser.add_argument(
-        "--classifier-preset", default=None, metavar="NAME",
+        "--classifier-preset",
+        default=None,
+        metavar="NAME",
         help="judge with a published classifier, prompted and read as published: "
         "llama-guard-3-1b, llama-guard-3-8b, harmbench-llama-2-13b, wildguard, ... "
         "(--classifier overrides where its weights are)",
     )
     parser.add_argument(
-        "--classifier-template", default=None, metavar="FILE",
+        "--classifier-template",
+        default=None,
+        metavar="FILE",
         help="text file with the classifier's prompt, holding {prompt} and {response} "
         "(default: the classifier's chat template)",
     )
@@ -98,8 +110,10 @@ def judge_from_args(args: argparse.Namespace) -> Any:
                 f"{', '.join(CLASSIFIER_PRESETS)}."
             )
         if args.classifier_template is not None:
-            raise InputError("--classifier-template cannot change a --classifier-preset's "
-                             "published prompt; use --classifier MODEL without a preset.")
+            raise InputError(
+                "--classifier-template cannot change a --classifier-preset's "
+                "published prompt; use --classifier MODEL without a preset."
+            )
         return ClassifierJudge.from_preset(args.classifier_preset, args.classifier, **options)
     if args.classifier is None:
         return as_judge(args.judge)
@@ -121,22 +135,30 @@ def check_device_args(args: argparse.Namespace) -> None:
     import torch
 
     if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads} (leave it out for "
-                         "torch's choice).")
+        raise InputError(
+            f"--threads must be >= 1, got {args.threads} (leave it out for torch's choice)."
+        )
     if args.device is None:
         return
     try:
         device = torch.device(args.device)
     except RuntimeError as error:
-        raise InputError(f"--device {args.device!r} is not a device torch knows; use cpu, "
-                         "cuda, cuda:1, mps ...") from error
+        raise InputError(
+            f"--device {args.device!r} is not a device torch knows; use cpu, cuda, cuda:1, mps ..."
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {args.device}: this torch has no CUDA device "
-                         f"(torch {torch.__version__}); use --device cpu or leave it out.")
-    if device.type == "cuda" and device.index is not None \
-            and device.index >= torch.cuda.device_count():
-        raise InputError(f"--device {args.device}: only {torch.cuda.device_count()} CUDA "
-                         "device(s) here.")
+        raise InputError(
+            f"--device {args.device}: this torch has no CUDA device "
+            f"(torch {torch.__version__}); use --device cpu or leave it out."
+        )
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise InputError(
+            f"--device {args.device}: only {torch.cuda.device_count()} CUDA device(s) here."
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError(f"--device {args.device}: MPS is not available here; use --device cpu.")
 
@@ -150,7 +172,9 @@ def load_from_args(args: argparse.Namespace) -> Any:
         import torch
 
         torch.set_num_threads(args.threads)
-    return load_model(args.model, dtype=args.dtype, device=args.device, chat_format=args.chat_format)
+    return load_model(
+        args.model, dtype=args.dtype, device=args.device, chat_format=args.chat_format
+    )
 
 
 def prompts_from_args(args: argparse.Namespace) -> list[str]:

@@ -38,30 +38,39 @@ def register(subparsers) -> dict[str, Runner]:
     add_ablation_options(evaluate)
     which = evaluate.add_mutually_exclusive_group()
     which.add_argument(
-        "--heads", default="", help="heads to ablate, e.g. 2.26,5.1 (layer.head, 0-based; "
-        "default: none, the model as it is)"
+        "--heads",
+        default="",
+        help="heads to ablate, e.g. 2.26,5.1 (layer.head, 0-based; "
+        "default: none, the model as it is)",
     )
     which.add_argument(
-        "--heads-from", default=None, metavar="FILE",
+        "--heads-from",
+        default=None,
+        metavar="FILE",
         help="read the heads, in order, from the 'heads' list of a result JSON (e.g. the "
         "output of safety-heads sahara)",
     )
     evaluate.add_argument(
-        "--curve", action="store_true",
+        "--curve",
+        action="store_true",
         help="evaluate the first 0, 1, ..., k of --heads in order (ASR vs number of heads)",
     )
     evaluate.add_argument(
         "--max-new-tokens", type=int, default=128, help="answer length cap (default: %(default)s)"
     )
     evaluate.add_argument(
-        "--batch-size", type=int, default=8,
+        "--batch-size",
+        type=int,
+        default=8,
         help="prompts per generation batch (default: %(default)s)",
     )
     evaluate.add_argument(
         "--sample", action="store_true", help="top-k sampling seeded by --seed instead of greedy"
     )
     evaluate.add_argument(
-        "--top-k", type=int, default=None,
+        "--top-k",
+        type=int,
+        default=None,
         help=f"with --sample: sample from the K likeliest tokens (default: {PAPER_TOP_K}, "
         "the paper's)",
     )
@@ -79,9 +88,10 @@ def register(subparsers) -> dict[str, Runner]:
     export.add_argument("--heads", required=True, help="heads to ablate, e.g. 2.26,5.1")
     export.add_argument("--out", required=True, help="folder to write the checkpoint to")
     export.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace --out if it holds an earlier export (a folder of other files, or one "
-        "that holds the current folder, is never replaced)"
+        "that holds the current folder, is never replaced)",
     )
     return {"evaluate": run_evaluate, "export": run_export}
 
@@ -107,7 +117,7 @@ def _heads_from_args(args: argparse.Namespace) -> tuple:
     if not isinstance(data, dict) or not isinstance(data.get("heads"), list):
         raise InputError(
             f"--heads-from {path} has no 'heads' list; pass a result file of safety-heads "
-            "sahara (or any JSON with \"heads\": [\"2.26\", ...]), or use --heads."
+            'sahara (or any JSON with "heads": ["2.26", ...]), or use --heads.'
         )
     return parse_heads(data["heads"])
 
@@ -136,18 +146,39 @@ def run_evaluate(args: argparse.Namespace) -> int:
     check_result_path(args.out, "asr-curve" if args.curve else "evaluate")
     model = load_from_args(args)
     if args.curve:
-        curve = asr_curve(model, prompts, ablation, judge=judge, config=config, out=args.out,
-                          progress=not args.quiet)
-        summary = {key: curve.to_dict()[key]
-                   for key in ("order", "judge", "asr", "asr_ci", "keyword_asr", "labels", "n")}
+        curve = asr_curve(
+            model,
+            prompts,
+            ablation,
+            judge=judge,
+            config=config,
+            out=args.out,
+            progress=not args.quiet,
+        )
+        summary = {
+            key: curve.to_dict()[key]
+            for key in ("order", "judge", "asr", "asr_ci", "keyword_asr", "labels", "n")
+        }
     else:
-        result = evaluate_asr(model, prompts, ablation, judge=judge, config=config, out=args.out,
-                              progress=not args.quiet)
+        result = evaluate_asr(
+            model,
+            prompts,
+            ablation,
+            judge=judge,
+            config=config,
+            out=args.out,
+            progress=not args.quiet,
+        )
         data = result.to_dict()
-        summary = {"heads": data["heads"], "judge": data["judge"], "asr": data["asr"],
-                   "asr_ci": data["asr_ci"],
-                   "keyword_asr": data["keyword"]["asr"], "labels": data["labels"],
-                   "n": data["n"]}
+        summary = {
+            "heads": data["heads"],
+            "judge": data["judge"],
+            "asr": data["asr"],
+            "asr_ci": data["asr_ci"],
+            "keyword_asr": data["keyword"]["asr"],
+            "labels": data["labels"],
+            "n": data["n"],
+        }
     print_json({**summary, "out": str(args.out)})
     return 0
 

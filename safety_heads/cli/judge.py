@@ -36,13 +36,17 @@ def register(subparsers) -> dict[str, Runner]:
     )
     judge.add_argument("--out", required=True, help="verdicts JSON to write")
     judge.add_argument(
-        "--overwrite", action="store_true", help="replace --out if it already exists"
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it is an earlier verdicts file (never any other file)",
     )
     add_judge_options(judge)
     add_model_options(judge)
     judge.set_defaults(model=None)
     judge.add_argument(
-        "--template", default="chat", choices=["chat", "query", "direct"],
+        "--template",
+        default="chat",
+        choices=["chat", "query", "direct"],
         help="prompt format the answers were generated with, for the coherence check "
         "(default: %(default)s)",
     )
@@ -63,7 +67,7 @@ def _pairs_from_jsonl(path: Path, text: str) -> list[tuple[str, str]]:
             isinstance(record.get(key), str) for key in ("prompt", "response")
         ):
             raise InputError(
-                f"{path}, line {number}: needs string fields \"prompt\" and \"response\", got "
+                f'{path}, line {number}: needs string fields "prompt" and "response", got '
                 f"{str(record)[:80]}."
             )
         pairs.append((record["prompt"], record["response"]))
@@ -101,34 +105,62 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def check_replaceable(out: Path, source: Path, overwrite: bool) -> None:
+    """Refuse to write over ``out`` unless ``overwrite`` and it is an earlier verdicts file
+    (a JSON object with ``judge`` and ``verdicts``): never the input, never another file."""
+    if source.exists() and out.resolve() == source.resolve():
+        raise InputError(f"--out {out} is the file being judged; write the verdicts elsewhere.")
+    if not overwrite:
+        raise InputError(f"--out {out} exists; pass --overwrite to replace it, or another path.")
+    try:
+        earlier = json.loads(out.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        earlier = None
+    if not (isinstance(earlier, dict) and {"judge", "verdicts"} <= earlier.keys()):
+        raise InputError(
+            f"--out {out} exists and is not a verdicts file of safety-heads judge; --overwrite "
+            "only replaces those. Choose another path."
+        )
+
+
 def run_judge(args: argparse.Namespace) -> int:
     from safety_heads.evaluation import Response, asr_figures
     from safety_heads.judges import ContentJudge, KeywordJudge, check_verdicts
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"--out {out} exists; pass --overwrite to replace it, or another path.")
     if out.is_dir() or not out.resolve().parent.is_dir():
         raise InputError(f"--out {out}: its folder does not exist or it is a folder.")
+    if out.exists():
+        check_replaceable(out, Path(args.file), args.overwrite)
     pairs = read_pairs(Path(args.file))
     judge = judge_from_args(args)
     if isinstance(judge, ContentJudge):
         if args.model is not None:
             judge = judge.with_model(load_from_args(args), args.template, args.system)
         else:
-            sys.stderr.write("safety-heads judge: no --model, so the coherence check is off "
-                             "(word salad may read as compliance); pass the model that wrote "
-                             "the answers.\n")
+            sys.stderr.write(
+                "safety-heads judge: no --model, so the coherence check is off "
+                "(word salad may read as compliance); pass the model that wrote "
+                "the answers.\n"
+            )
     prompts, answers = [p for p, _ in pairs], [r for _, r in pairs]
     verdicts = check_verdicts(judge, judge.judge(prompts, answers), len(pairs))
     keyword = KeywordJudge()
-    responses = [Response(p, r, v, keyword.verdict(r))
-                 for p, r, v in zip(prompts, answers, verdicts, strict=True)]
-    result = {"judge": judge.name,
-              "verdicts": [{key: v.to_dict()[key] for key in ("attack_success", "label",
-                                                               "reason")} for v in verdicts],
-              **{k: v for k, v in asr_figures(responses, judge.name).items() if k != "judge"}}
+    responses = [
+        Response(p, r, v, keyword.verdict(r))
+        for p, r, v in zip(prompts, answers, verdicts, strict=True)
+    ]
+    result = {
+        "judge": judge.name,
+        "verdicts": [
+            {key: v.to_dict()[key] for key in ("attack_success", "label", "reason")}
+            for v in verdicts
+        ],
+        **{k: v for k, v in asr_figures(responses, judge.name).items() if k != "judge"},
+    }
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print_json({key: result[key] for key in ("judge", "asr", "asr_ci", "n", "labels")}
-               | {"keyword_asr": result["keyword"]["asr"], "out": str(out)})
+    print_json(
+        {key: result[key] for key in ("judge", "asr", "asr_ci", "n", "labels")}
+        | {"keyword_asr": result["keyword"]["asr"], "out": str(out)}
+    )
     return 0

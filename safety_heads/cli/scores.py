@@ -19,19 +19,24 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     add_prompt_options(parser)
     add_ablation_options(parser)
     parser.add_argument(
-        "--via", default="query", choices=["query", "pattern"],
+        "--via",
+        default="query",
+        choices=["query", "pattern"],
         help="undifferentiated attention by scaling the query (paper) or by an exactly "
         "uniform pattern (default: %(default)s)",
     )
     parser.add_argument("--heads", default=None, help="score only these heads, e.g. 2.26,5.1")
     parser.add_argument(
-        "--control", default=None,
+        "--control",
+        default=None,
         help="control prompt set or file (e.g. harmless): adds control scores and the "
         "contrastive ranking",
     )
     parser.add_argument("--control-limit", type=int, default=None, help="use N control prompts")
     parser.add_argument(
-        "--max-batch-tokens", type=int, default=4096,
+        "--max-batch-tokens",
+        type=int,
+        default=4096,
         help="rows x tokens per forward pass; lower it if memory runs out (default: %(default)s)",
     )
     parser.add_argument("--out", required=True, help="output JSON (also the resume checkpoint)")
@@ -51,7 +56,9 @@ def register(subparsers) -> dict[str, Runner]:
     sahara.add_argument("--steps", type=int, default=3, help="heads to choose (default: 3)")
     sahara.add_argument("--rank", type=int, default=1, help="subspace rank r (default: 1)")
     sahara.add_argument(
-        "--select", default="plain", choices=["plain", "contrast"],
+        "--select",
+        default="plain",
+        choices=["plain", "contrast"],
         help="choose by the plain score (paper) or by score minus control score",
     )
     return {"ships": run_ships, "sahara": run_sahara}
@@ -62,7 +69,9 @@ def _control(args: argparse.Namespace) -> list[str] | None:
 
     if args.control is None:
         return None
-    return load_prompts(args.control, limit=args.control_limit, shuffle=args.shuffle, seed=args.seed)
+    return load_prompts(
+        args.control, limit=args.control_limit, shuffle=args.shuffle, seed=args.seed
+    )
 
 
 def _common(args: argparse.Namespace, kind: str) -> dict:
@@ -74,8 +83,10 @@ def _common(args: argparse.Namespace, kind: str) -> dict:
 
     Ablation.of([], args.ablation, args.epsilon, args.via)  # refuses a bad kind or epsilon
     if args.heads is not None and not parse_heads(args.heads):
-        raise InputError("--heads names no heads; leave it out to score every head, or name "
-                         "some, e.g. --heads 2.26,5.1.")
+        raise InputError(
+            "--heads names no heads; leave it out to score every head, or name "
+            "some, e.g. --heads 2.26,5.1."
+        )
     control = _control(args)
     check_result_path(args.out, kind)
     return dict(
@@ -119,12 +130,13 @@ def run_sahara(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise InputError(f"--steps must be >= 1 (heads to choose), got {args.steps}.")
     if args.select == "contrast" and args.control is None:
-        raise InputError("--select contrast ranks heads by harmful minus control scores, so it "
-                         "needs control prompts: add --control harmless (or a file).")
+        raise InputError(
+            "--select contrast ranks heads by harmful minus control scores, so it "
+            "needs control prompts: add --control harmless (or a file)."
+        )
     prompts, common = prompts_from_args(args), _common(args, "sahara")
     model = load_from_args(args)
-    result = sahara(model, prompts, steps=args.steps, rank=args.rank, select=args.select,
-                    **common)
+    result = sahara(model, prompts, steps=args.steps, rank=args.rank, select=args.select, **common)
     _report("Sahara heads, in order (score = principal angles, degrees):", result.chosen(), "angle")
     sys.stdout.write(f"written to {args.out}\n")
     return 0
