@@ -28,7 +28,6 @@ import os
 import shutil
 import socket
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -38,6 +37,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from safety_heads.compat import patch_kv_cache_argument
 from safety_heads.errors import InputError, SafetyHeadsError
 from safety_heads.organisms import ORGANISMS
 from safety_heads.prompts import (
@@ -192,7 +192,7 @@ class ChatModel:
         """Wrap an already loaded Hugging Face causal LM (booting mutates it in place)."""
         from transformer_lens.model_bridge import TransformerBridge
 
-        check_transformers_version()
+        patch_kv_cache_argument()  # transformers >= 5.24 passes the KV cache as `cache`
         hf_model.eval()
         resolved = resolve_chat_format(tokenizer, chat_format, name)
         try:
@@ -211,33 +211,6 @@ class ChatModel:
             ) from error
         bridge.eval()
         return cls(bridge, tokenizer, name, resolved, source, dict(info or {}))
-
-
-# Under transformers 5.24 TransformerBridge (transformer-lens 4.3) generates garbled text:
-# its greedy continuations part from Hugging Face's own after the first token (measured).
-# The bridge passes the KV cache as ``past_key_values``, which 5.24 deprecates in favour of
-# ``cache``. pyproject.toml holds transformers below it.
-TRANSFORMERS_BELOW = (5, 24)
-
-
-def check_transformers_version() -> None:
-    """Warn when the installed transformers is one the bridge is known to generate wrongly
-    with (an environment that bypassed the package's pin, e.g. ``pip install --no-deps``)."""
-    try:
-        installed = metadata.version("transformers")
-    except metadata.PackageNotFoundError:
-        return
-    from packaging.version import Version  # a dependency of transformers itself
-
-    if Version(installed).release[:2] >= TRANSFORMERS_BELOW:
-        bound = ".".join(map(str, TRANSFORMERS_BELOW))
-        warnings.warn(
-            f"transformers {installed} is installed; TransformerBridge generates garbled text "
-            f"with transformers >= {bound} (Ships scores of padded batches drift too). "
-            f'Install a supported version: pip install "transformers<{bound}".',
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
 
 def cache_dir() -> Path:
