@@ -206,17 +206,59 @@ def uniform_scores_hook(mask: Bool[Tensor, "b n_heads"]) -> Callable[..., Tensor
     return hook
 
 
+def query_norm(hf_model: Any) -> str | None:
+    """How the model normalises queries before attention: ``None`` (Llama, Mistral, Qwen2,
+    Gemma-2 ...), ``"per_head"`` (an RMSNorm over each head's query: Qwen3, Gemma-3) or
+    ``"across_heads"`` (one norm over all heads' queries together: OLMo-2)."""
+    from safety_heads.surgery import decoder_layers
+
+    attention = decoder_layers(hf_model)[0].self_attn
+    norm = getattr(attention, "q_norm", None)
+    if norm is None:
+        return None
+    weight = getattr(norm, "weight", None)
+    d_head = getattr(hf_model.config, "head_dim", None) or (
+        hf_model.config.hidden_size // hf_model.config.num_attention_heads
+    )
+    return "per_head" if weight is None or weight.numel() == d_head else "across_heads"
+
+
+def query_hook(model: Any, kind: str = "undifferentiated") -> str:
+    """The hook at which an ablation of ``kind`` reads or scales a head's query.
+
+    ``hook_q`` (the query projection's output) on most models. Where the attention
+    normalises each query (:func:`query_norm`), a query scaled by epsilon before the norm
+    comes out of the norm unchanged and the head is not ablated; there Undifferentiated
+    Attention scales ``hook_rot_q`` (after the norm and the rotary embedding), which makes
+    the head's attention uniform exactly as on Llama. Mean ablation keeps ``hook_q``: with a
+    per-head norm the mean pre-norm query is the weight edit's; with one norm across heads
+    it would change every head's query, so it is refused.
+    """
+    hf_model = getattr(model, "hf_model", None)
+    norm = query_norm(hf_model) if hf_model is not None else None
+    if norm == "across_heads" and kind == "mean":
+        raise InputError(
+            f"{getattr(model, 'name', 'This model')} normalises the queries of all heads "
+            "together (q_norm across heads), so replacing one head's query changes every "
+            "head's: mean ablation is not a per-head ablation here. Use "
+            "kind='undifferentiated' or 'scale'."
+        )
+    return "hook_rot_q" if norm is not None and kind == "undifferentiated" else "hook_q"
+
+
 def ablation_hooks(
     mask: Bool[Tensor, "... n_layers n_heads"],
     kind: AblationKind = "undifferentiated",
     epsilon: float = 1e-5,
     via: UniformVia = "query",
+    query_hook: str = "hook_q",
 ) -> list[Hook]:
     """Forward hooks ablating the heads marked in ``mask``.
 
     ``mask`` is ``[n_layers, n_heads]`` (same heads for every batch row) or
     ``[batch, n_layers, n_heads]`` (its own heads for each row). Layers with nothing
-    marked get no hook.
+    marked get no hook. ``query_hook``: where Undifferentiated Attention scales the query
+    (:func:`query_hook` says which one a model needs).
     """
     if mask.ndim == 2:
         mask = mask[None]
@@ -233,7 +275,7 @@ def ablation_hooks(
         elif via == "pattern":
             hooks.append((f"{prefix}.hook_attn_scores", uniform_scores_hook(layer_mask)))
         else:
-            hooks.append((f"{prefix}.hook_q", scale_heads_hook(layer_mask, epsilon)))
+            hooks.append((f"{prefix}.{query_hook}", scale_heads_hook(layer_mask, epsilon)))
     return hooks
 
 
@@ -248,7 +290,9 @@ def hooks_for(model: Any, ablation: Ablation | PromptAblations | None) -> list[H
         mask = ablation.mask(model.n_layers, model.n_heads)
     else:
         mask = heads_mask(ablation.heads, model.n_layers, model.n_heads)
-    return ablation_hooks(mask, ablation.kind, ablation.epsilon, ablation.via)
+    return ablation_hooks(
+        mask, ablation.kind, ablation.epsilon, ablation.via, query_hook(model, ablation.kind)
+    )
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from typing import Any
 from safety_heads.ablation import Ablation
 from safety_heads.errors import InputError, OutputExistsError
 from safety_heads.heads import Head, check_heads
-from safety_heads.surgery import ablate_weights, touched_parameters
+from safety_heads.surgery import ablate_weights, check_weight_edit, touched_parameters
 
 __all__ = [
     "ExportReport",
@@ -198,6 +198,7 @@ def export_ablated(
     if not ablation.heads:
         raise InputError("The ablation names no heads, so there is nothing to bake in; pass heads.")
     check_heads(ablation.heads, model.n_layers, model.n_heads)
+    check_weight_edit(model.hf_model, ablation.kind)  # before the slow reload
     out = check_export_target(Path(out), overwrite)
     hf_model = load_ablated_hf(model, ablation)
     touched, _ = touched_parameters(hf_model, ablation)

@@ -18,22 +18,58 @@ from safety_heads.ablation import Ablation, PromptAblations, ablated
 from safety_heads.errors import InputError
 from safety_heads.prompts import TokenBatch, left_padded, tokenize_prompt
 
-__all__ = ["next_token_logprobs", "generate", "Generation", "answer_logprobs"]
+__all__ = [
+    "next_token_logprobs",
+    "unembed_float32",
+    "generate",
+    "Generation",
+    "answer_logprobs",
+]
+
+FINAL_NORM_HOOK = "ln_final.hook_out"  # the final norm's output, what the output layer reads
+
+
+def unembed_float32(
+    model: Any, hidden: Float[Tensor, "rows d_model"]
+) -> Float[Tensor, "rows d_vocab"]:
+    """Logits from final-norm hidden states, computed in float32 whatever the model's dtype.
+
+    A half-precision model would round its logits to bf16 (about 3 significant digits)
+    before the log-softmax, and a KL between two such distributions inherits the rounding;
+    the output layer in float32 costs one matrix product per row. Soft-capped logits
+    (Gemma-2's ``final_logit_softcapping``) are capped as the model caps them.
+    """
+    head = model.hf_model.get_output_embeddings()
+    head = getattr(head, "original_component", head)  # the bridge wraps it
+    bias = getattr(head, "bias", None)
+    logits = torch.nn.functional.linear(
+        hidden.float(), head.weight.float(), None if bias is None else bias.float()
+    )
+    config = model.hf_model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    cap = getattr(config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
 
 
 @torch.no_grad()
 def next_token_logprobs(
     model: Any, batch: TokenBatch, ablation: Ablation | PromptAblations | None = None
 ) -> Float[Tensor, "batch d_vocab"]:
-    """Log-probabilities of the token after each prompt, float32, with ``ablation`` applied."""
+    """Log-probabilities of the token after each prompt, float32 (the output layer too, see
+    :func:`unembed_float32`), with ``ablation`` applied."""
     _check_rows(batch, ablation)
-    with ablated(model, ablation):
-        logits = model.bridge(
+    last: list[Tensor] = []
+
+    def keep_last(hidden: Float[Tensor, "batch pos d_model"], *, hook: Any) -> None:
+        last.append(hidden[:, -1])
+
+    with ablated(model, ablation), model.bridge.hooks(fwd_hooks=[(FINAL_NORM_HOOK, keep_last)]):
+        model.bridge(
             batch.input_ids,
             attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
         )
-    return logits[:, -1].float().log_softmax(dim=-1)
+    return unembed_float32(model, last[0]).log_softmax(dim=-1)
 
 
 def _check_rows(batch: TokenBatch, ablation: Ablation | PromptAblations | None) -> None:

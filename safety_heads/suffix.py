@@ -45,8 +45,9 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from safety_heads.ablation import ablation_hooks
+from safety_heads.ablation import ablation_hooks, query_hook
 from safety_heads.errors import InputError
+from safety_heads.forward import unembed_float32
 from safety_heads.prompts import TokenBatch, encode_prompts
 
 __all__ = [
@@ -130,6 +131,7 @@ def _decoder(model: Any) -> Any:
 
 
 def _layer_hooks(
+    model: Any,
     mask: Bool[Tensor, "rows n_layers n_heads"],
     first_layer: int,
     kind: str,
@@ -139,7 +141,7 @@ def _layer_hooks(
     """Ablation hooks for layers ``first_layer`` on (earlier layers do not run)."""
     trimmed = mask.clone()
     trimmed[:, :first_layer] = False
-    return ablation_hooks(trimmed, kind, epsilon, via)
+    return ablation_hooks(trimmed, kind, epsilon, via, query_hook(model, kind))
 
 
 def _last_position_hook(n_layers: int) -> tuple[str, Any]:
@@ -246,7 +248,8 @@ def cache_group(
         return hook
 
     hooks = [(f"blocks.{layer}.hook_resid_pre", keep(layer)) for layer in range(model.n_layers)]
-    hooks += ablation_hooks(fixed, kind, epsilon, via) if bool(fixed.any()) else []
+    if bool(fixed.any()):
+        hooks += ablation_hooks(fixed, kind, epsilon, via, query_hook(model, kind))
     with model.bridge.hooks(fwd_hooks=hooks):
         output = _decoder(model)(
             input_ids=batch.input_ids,
@@ -293,7 +296,7 @@ def suffix_hidden(
             group.resid_pre[layer][rows],
             group.batch.attention_mask[rows],
             group.batch.position_ids[rows],
-            _layer_hooks(mask, layer, kind, epsilon, via),
+            _layer_hooks(model, mask, layer, kind, epsilon, via),
         )
     return _shared_opening_hidden(model, group, layer, rows, mask, kind, epsilon, via, opening)
 
@@ -331,7 +334,7 @@ def _shared_opening_hidden(
         resid[unpadded, :opening].expand(len(distinct), -1, -1),
         _additive_mask(causal.expand(len(distinct), -1, -1), dtype),
         torch.arange(opening, device=device).expand(len(distinct), -1),
-        _layer_hooks(opening_mask, layer, kind, epsilon, via),
+        _layer_hooks(model, opening_mask, layer, kind, epsilon, via),
         past,
     )
 
@@ -356,7 +359,7 @@ def _shared_opening_hidden(
         resid[rows, opening:],
         _additive_mask(visible, dtype),
         group.batch.position_ids[rows, opening:],  # the prompt's own positions: P, P+1, ...
-        _layer_hooks(mask, layer, kind, epsilon, via),
+        _layer_hooks(model, mask, layer, kind, epsilon, via),
         past,
     )
 
@@ -365,8 +368,9 @@ def _shared_opening_hidden(
 def unembed_logprobs(
     model: Any, hidden: Float[Tensor, "rows d_model"]
 ) -> Float[Tensor, "rows d_vocab"]:
-    """Next-token log-probabilities (float32) from final-norm hidden states."""
-    return model.hf_model.lm_head(hidden).float().log_softmax(dim=-1)
+    """Next-token log-probabilities (float32, the output layer too) from final-norm hidden
+    states."""
+    return unembed_float32(model, hidden).log_softmax(dim=-1)
 
 
 def row_chunks(n_rows: int, width: int, max_tokens: int) -> Iterator[slice]:

@@ -21,7 +21,8 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
-from safety_heads.ablation import Ablation
+from safety_heads.ablation import Ablation, query_norm
+from safety_heads.errors import InputError
 from safety_heads.heads import check_heads
 
 __all__ = [
@@ -79,6 +80,43 @@ def decoder_layers(hf_model: Any) -> Any:
     return layers
 
 
+def query_projection(attention: Any, n_heads: int) -> tuple[Any, slice]:
+    """The linear layer that computes an attention module's queries, and the rows of its
+    output that are the queries: all of ``q_proj``, or the first ``n_heads * d_head`` rows
+    of a fused ``qkv_proj`` (Phi-3: queries, then keys, then values)."""
+    if hasattr(attention, "q_proj"):
+        return attention.q_proj, slice(None)
+    fused = getattr(attention, "qkv_proj", None)
+    if fused is None:
+        raise InputError(
+            f"{type(attention).__name__} has neither q_proj nor qkv_proj: its query weights "
+            "cannot be edited. Apply the ablation with hooks (sh.ablated) instead."
+        )
+    d_head = getattr(attention, "head_dim", None)
+    return fused, slice(0, n_heads * d_head)
+
+
+def check_weight_edit(hf_model: Any, kind: str) -> None:
+    """Refuse an ablation that no weight edit reproduces exactly on this architecture.
+
+    Where the attention normalises queries (``q_norm``: Qwen3, Gemma-3, OLMo-2), scaling a
+    head's ``q_proj`` rows by epsilon is undone by the norm, whose weight is shared by all
+    heads, so Undifferentiated Attention has no exact weight edit; with one norm across all
+    heads (OLMo-2), neither has mean ablation. Scaling Contribution (``o_proj`` columns)
+    always has one.
+    """
+    norm = query_norm(hf_model)
+    if norm is None or kind == "scale" or (kind == "mean" and norm == "per_head"):
+        return
+    what = "Undifferentiated Attention" if kind == "undifferentiated" else "Mean ablation"
+    raise InputError(
+        f"{what} has no exact weight edit on this model: its attention normalises the queries "
+        f"(q_norm{', across heads' if norm == 'across_heads' else ''}), which undoes a scaled "
+        "or replaced q_proj row. Apply it with hooks (sh.ablated) instead of exporting it, "
+        "or export Scaling Contribution (--ablation scale)."
+    )
+
+
 @torch.no_grad()
 def ablate_weights(hf_model: Any, ablation: Ablation, *, in_place: bool = False) -> Any:
     """A deep copy of ``hf_model`` with ``ablation`` baked into its attention weights.
@@ -89,6 +127,7 @@ def ablate_weights(hf_model: Any, ablation: Ablation, *, in_place: bool = False)
     config = hf_model.config
     n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
     check_heads(ablation.heads, n_layers, n_heads)
+    check_weight_edit(hf_model, ablation.kind)
     edited = hf_model if in_place else copy.deepcopy(hf_model)
     layers = decoder_layers(edited)
     by_layer: dict[int, list[int]] = {}
@@ -102,11 +141,12 @@ def ablate_weights(hf_model: Any, ablation: Ablation, *, in_place: bool = False)
                 scale_output_heads(projection.weight, heads, n_heads, ablation.epsilon)
             )
             continue
-        projection = attention.q_proj
+        projection, rows = query_projection(attention, n_heads)
         for name in ("weight", "bias"):
             tensor = getattr(projection, name, None)
             if tensor is None:
                 continue
+            tensor = tensor[rows]  # a view: the query part of a fused projection
             if ablation.kind == "mean":
                 tensor.copy_(mean_query_heads(tensor, heads, n_heads))
             else:
@@ -125,8 +165,9 @@ def touched_parameters(hf_model: Any, ablation: Ablation) -> tuple[int, float]:
         if ablation.kind == "scale":
             count += attention.o_proj.weight.shape[0] * d_head
         else:
-            count += d_head * attention.q_proj.weight.shape[1]
-            if getattr(attention.q_proj, "bias", None) is not None:
+            projection, _ = query_projection(attention, config.num_attention_heads)
+            count += d_head * projection.weight.shape[1]
+            if getattr(projection, "bias", None) is not None:
                 count += d_head
     total = sum(p.numel() for p in hf_model.parameters())
     return count, count / total
