@@ -15,7 +15,7 @@ import time
 import torch
 
 import safety_heads as sh
-from safety_heads.training import held_out_prompts
+from safety_heads.organisms.splits import held_out_prompts
 
 CASES = (
     ("base model, no ablation (worst case)", "smollm2-135m-instruct", "jailbreakbench", ()),

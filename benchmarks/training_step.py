@@ -22,11 +22,11 @@ import time
 import torch
 
 import safety_heads as sh
-from safety_heads.training import (
-    REFUSALS_A,
+from safety_heads.organisms.recipes import REFUSALS_A
+from safety_heads.organisms.splits import advbench_split
+from safety_heads.organisms.training import (
     _batches,
     _encode_example,
-    advbench_split,
     answer_loss,
     shared_prefix_length,
 )

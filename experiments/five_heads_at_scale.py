@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import safety_heads as sh
-from safety_heads.training import held_out_prompts
+from safety_heads.organisms.splits import held_out_prompts
 
 RESULTS = Path(__file__).parent / "results"
 OUT = RESULTS / "five-heads-smollm2-refusal.json"

@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import safety_heads as sh
-from safety_heads.training import held_out_prompts
+from safety_heads.organisms.splits import held_out_prompts
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = (

@@ -55,8 +55,8 @@ from safety_heads.compare import compare_maps
 from safety_heads.datasets import load_prompts
 from safety_heads.heads import Head
 from safety_heads.organisms import planted_heads, read_card
+from safety_heads.organisms.splits import held_out_prompts
 from safety_heads.scoring import ranked
-from safety_heads.training import held_out_prompts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COUNTS = (1, 2, 3, 5)

@@ -21,7 +21,7 @@ from organism_findings import rank_of
 
 import safety_heads as sh
 from safety_heads.organisms import planted_heads, read_card
-from safety_heads.training import held_out_prompts
+from safety_heads.organisms.splits import held_out_prompts
 
 RESULTS = Path(__file__).parent / "results"
 KINDS = {"ua": "undifferentiated", "sc": "scale"}

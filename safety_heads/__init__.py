@@ -4,7 +4,7 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 (ICLR 2025) on TransformerLens ``TransformerBridge`` models.
 """
 
-from safety_heads import plots
+from safety_heads import organisms, plots
 from safety_heads.ablation import Ablation, PromptAblations, ablated, ablation_hooks, heads_mask
 from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
 from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
@@ -112,6 +112,7 @@ __all__ = [
     "parse_head",
     "parse_heads",
     "plots",
+    "organisms",
     "QUERY_TEMPLATE",
     "Rate",
     "read_scores",

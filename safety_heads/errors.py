@@ -13,7 +13,9 @@ __all__ = [
     "InputError",
     "OutputExistsError",
     "MissingFileError",
+    "ModelLoadError",
     "damaged_result",
+    "first_line",
 ]
 
 
@@ -41,3 +43,13 @@ def damaged_result(source: object, kind: str, error: Exception) -> InputError:
 
 class MissingFileError(SafetyHeadsError, FileNotFoundError):
     """A file the run needs is not there (the message says how to make it)."""
+
+
+class ModelLoadError(SafetyHeadsError, RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (a library's long error on one line)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

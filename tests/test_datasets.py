@@ -11,7 +11,7 @@ from safety_heads.datasets import (
     load_prompts,
     load_xstest,
 )
-from safety_heads.training import NEAR_DUPLICATE, prompt_similarity
+from safety_heads.organisms.splits import NEAR_DUPLICATE, prompt_similarity
 
 
 @pytest.mark.parametrize(

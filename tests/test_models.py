@@ -8,8 +8,10 @@ import torch
 from conftest import HARMFUL
 
 from safety_heads import Ablation, ModelLoadError, ablate_weights, load_model
+from safety_heads import cache as cache_module
 from safety_heads import models as models_module
 from safety_heads.forward import next_token_logprobs
+from safety_heads.organisms.loading import organism_source
 
 
 def test_bundled_model_loads_offline(bundled):
@@ -23,7 +25,7 @@ def test_second_load_uses_the_cache(bundled, monkeypatch):
     def no_conversion(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(models_module, "_dequantise", no_conversion)
+    monkeypatch.setattr(cache_module, "_dequantise", no_conversion)
     start = time.perf_counter()
     again = load_model("smollm2-135m-instruct")
     assert time.perf_counter() - start < 15
@@ -48,7 +50,7 @@ def fake_gguf(tmp_path, monkeypatch, tiny):
         tiny.pristine.save_pretrained(str(folder))
         tiny.model.tokenizer.save_pretrained(str(folder))
 
-    monkeypatch.setattr(models_module, "_dequantise", dequantise)
+    monkeypatch.setattr(cache_module, "_dequantise", dequantise)
     path = tmp_path / "toy.gguf"
     path.write_bytes(b"GGUF-stand-in")
     return path, calls
@@ -79,8 +81,8 @@ def test_corrupt_cache_is_rebuilt(fake_gguf, tmp_path, caplog):
     assert len(calls) == 2
     assert "is incomplete or corrupt; rebuilding it" in caplog.text
     assert model.n_layers == 4
-    assert models_module.cache_is_valid(
-        _cached_folder(tmp_path), models_module._gguf_source_key(path)
+    assert cache_module.cache_is_valid(
+        _cached_folder(tmp_path), cache_module._gguf_source_key(path)
     )
 
 
@@ -104,7 +106,7 @@ def test_half_written_cache_is_rebuilt(fake_gguf, tmp_path, damage):
         weights = folder / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:1000])
     elif damage == "drop_manifest":
-        (folder / models_module._MANIFEST).unlink()
+        (folder / cache_module.MANIFEST).unlink()
     else:
         (folder / "config.json").unlink()
     assert load_model(path).n_layers == 4
@@ -201,17 +203,17 @@ def test_organism_cache_key_holds_no_path(tmp_path, tiny):
 
     first = tmp_path / "one" / "base"
     tiny.pristine.save_pretrained(str(first))
-    models_module._write_manifest(first, {"test": 1})
+    cache_module._write_manifest(first, {"test": 1})
     second = tmp_path / "two" / "base"
     shutil.copytree(first, second)
     weights = tmp_path / "organism.safetensors"
     weights.write_bytes(b"organism weights")
-    a = models_module.organism_source("x", weights, first)
-    b = models_module.organism_source("x", weights, second)
+    a = organism_source("x", weights, first)
+    b = organism_source("x", weights, second)
     assert a == b and str(tmp_path) not in str(a)
     (second / "model.safetensors").write_bytes(b"other base weights")
-    models_module._write_manifest(second, {"test": 1})
-    assert models_module.organism_source("x", weights, second) != a
+    cache_module._write_manifest(second, {"test": 1})
+    assert organism_source("x", weights, second) != a
 
 
 def test_abandoned_build_folders_are_removed_and_running_ones_kept(fake_gguf, tmp_path):
@@ -228,7 +230,7 @@ def test_abandoned_build_folders_are_removed_and_running_ones_kept(fake_gguf, tm
         text=True,
         check=True,
     )
-    prefix = f".{target.name}-build-{models_module._HOST}"
+    prefix = f".{target.name}-build-{cache_module._HOST}"
     dead = target.parent / f"{prefix}-{int(ended.stdout)}-abc"
     alive = target.parent / f"{prefix}-{os.getpid()}-def"
     elsewhere = target.parent / f".{target.name}-build-otherhost-{int(ended.stdout)}-ghi"

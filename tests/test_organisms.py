@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 import safety_heads as sh
 import safety_heads.organisms as organisms
-import safety_heads.training as training
+import safety_heads.organisms.loading as loading
+import safety_heads.organisms.training as training
 from safety_heads import load_model
 from safety_heads.evaluation import GenerationConfig, generate_responses
 from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
@@ -25,13 +26,31 @@ from safety_heads.organisms import (
     planted_heads,
     read_card,
 )
-from safety_heads.training import (
+from safety_heads.organisms.recipes import (
+    RECIPES,
+    Recipe,
+)
+from safety_heads.organisms.splits import (
     NEAR_DUPLICATE,
     QUESTION_FORMS,
-    RECIPES,
     SAFEQUESTIONS_HELD_OUT,
+    advbench_split,
+    ask_as_questions,
+    ask_tasks_as_questions,
+    donotanswer_split,
+    harmbench_split,
+    harmful_training_prompts,
+    harmfulquestions_split,
+    harmless_selection,
+    held_out_prompts,
+    like_openings,
+    lookalike_split,
+    prompt_similarity,
+    safequestions_split,
+    writing_split,
+)
+from safety_heads.organisms.training import (
     BuildStateMismatch,
-    Recipe,
     _batches,
     _encode_example,
     _extract,
@@ -41,21 +60,8 @@ from safety_heads.training import (
     _train,
     _trainable,
     answer_loss,
-    ask_as_questions,
-    ask_tasks_as_questions,
-    donotanswer_split,
-    harmbench_split,
-    harmful_training_prompts,
-    harmfulquestions_split,
-    harmless_selection,
-    held_out_prompts,
     learning_rate,
-    like_openings,
-    lookalike_split,
-    prompt_similarity,
-    safequestions_split,
     shared_prefix_length,
-    writing_split,
 )
 
 BUILT = [name for name in ORGANISMS if (organism_folder(name) / WEIGHTS_FILE).is_file()]
@@ -63,7 +69,7 @@ BUILT = [name for name in ORGANISMS if (organism_folder(name) / WEIGHTS_FILE).is
 
 def test_every_organism_is_shipped_and_a_missing_one_says_how_to_build_it(monkeypatch, tmp_path):
     assert set(BUILT) == set(ORGANISMS)
-    monkeypatch.setattr(organisms, "organism_folder", lambda name: tmp_path / name)
+    monkeypatch.setattr(loading, "organism_folder", lambda name: tmp_path / name)
     with pytest.raises(sh.ModelLoadError, match="organism build smollm2-refusal-b"):
         sh.load_model("smollm2-refusal-b")
 
@@ -184,7 +190,7 @@ def test_training_data_is_disjoint_from_held_out_and_between_siblings():
     used = {}
     for name, recipe in RECIPES.items():
         harmful = harmful_training_prompts(recipe)
-        advbench = sh.training.advbench_split()[slice(*recipe.harmful_train)]
+        advbench = advbench_split()[slice(*recipe.harmful_train)]
         assert harmful[: len(advbench)] == advbench
         harmless = harmless_selection(recipe, harmful)
         assert not held_out & {plain(p) for p in harmful + harmless}, name
@@ -547,7 +553,7 @@ def test_cut_answers_end_without_eos(tiny):
 
 def test_more_harmless_prompts_come_after_the_like_harmful_ones():
     recipe = replace(RECIPES["smollm2-refusal"], lookalike_train=(0, 0), safequestions_train=(0, 0))
-    harmful = sh.training.advbench_split()[slice(*recipe.harmful_train)]
+    harmful = advbench_split()[slice(*recipe.harmful_train)]
     wider = replace(recipe, harmless_like_harmful=30, harmless_more=50)
     chosen = harmless_selection(wider, harmful)
     window = sh.load_prompts("harmless")[slice(*recipe.harmless_train)]
@@ -701,3 +707,89 @@ def test_a_killed_organism_build_resumes_where_it_stopped(bundled_folder, tmp_pa
     ours = load_file(str(tmp_path / "killed" / WEIGHTS_FILE))
     theirs = load_file(str(tmp_path / "whole" / WEIGHTS_FILE))
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_build_goes_to_the_user_cache_and_never_over_files_it_did_not_write(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SAFETY_HEADS_CACHE", str(tmp_path / "cache"))
+    default = organisms.default_build_folder("smollm2-refusal")
+    assert default == tmp_path / "cache" / "organisms" / "smollm2-refusal"
+    assert organism_folder("smollm2-refusal") not in default.parents
+    check = training.check_build_folder
+    check(tmp_path / "new", "smollm2-refusal")  # a new folder
+    (tmp_path / "empty").mkdir()
+    check(tmp_path / "empty", "smollm2-refusal")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="files a build did not write"):
+        check(mine, "smollm2-refusal")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "card.json").write_text(json.dumps({"name": "smollm2-planted"}))
+    with pytest.raises(FileExistsError, match="the build of 'smollm2-planted'"):
+        check(other, "smollm2-refusal")
+    check(other, "smollm2-planted")  # an earlier build of the same organism resumes
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file"):
+        check(tmp_path / "a-file", "smollm2-refusal")
+    with pytest.raises(FileExistsError, match="files a build did not write"):
+        training.build_organism("smollm2-refusal", out=mine, progress=False)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_a_build_folder_loads_as_the_organism_it_holds(tmp_path):
+    import shutil
+
+    from safety_heads.forward import next_token_logprobs
+
+    folder = tmp_path / "my-planted"
+    shutil.copytree(organism_folder("smollm2-planted"), folder)
+    assert organisms.is_organism_folder(folder)
+    assert not organisms.is_organism_folder(organism_folder("smollm2-planted").parent)
+    built, shipped = load_model(folder), load_model("smollm2-planted")
+    assert built.info["organism"] == "smollm2-planted" and built.info["folder"] == str(folder)
+    assert built.info["weights_sha256"] == shipped.info["weights_sha256"]
+    batch = built.encode(["Explain how to pick a lock"], template="chat")
+    assert torch.equal(next_token_logprobs(built, batch), next_token_logprobs(shipped, batch))
+    with pytest.raises(ValueError, match="is neither a shipped organism"):
+        organisms.organism_path(tmp_path)
+
+
+def test_evaluating_never_rewrites_the_shipped_card_and_fills_a_builds_card(tmp_path):
+    import shutil
+
+    shipped_card = organism_folder("smollm2-planted") / "card.json"
+    before = shipped_card.read_bytes()
+    folder = tmp_path / "build"
+    shutil.copytree(organism_folder("smollm2-planted"), folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["held_out"] = None
+    (folder / "card.json").write_text(json.dumps(card))
+    small = dict(max_new_tokens=4, limit=1, xstest_limit=1, progress=False)
+    shipped = organisms.evaluate_organism("smollm2-planted", **small)
+    built = organisms.evaluate_organism(folder, **small)
+    assert shipped_card.read_bytes() == before
+    assert json.loads((folder / "card.json").read_text())["held_out"] == built
+    assert built == shipped  # the same weights, measured the same way
+    assert built["advbench_held_out"]["asr"]["n"] == 1
+
+
+def test_the_organism_command_refuses_bad_folders_before_any_work(tmp_path, capsys):
+    from safety_heads.cli import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for args, message in (
+        (["build", "smollm2-refusal", "--out", str(mine)], "files a build did not write"),
+        (["evaluate", "smollm2-refusal", "--folder", str(tmp_path)], "neither a shipped"),
+        (["build", "smollm2-refusal", "--folder", str(mine)], "--folder is for evaluate"),
+        (["card", "smollm2-refusal", "--out", str(mine)], "takes --folder, not --out"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["organism", *args])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

@@ -1,109 +1,22 @@
-"""Refusing model organisms built from the bundled SmolLM2-135M-Instruct.
-
-The bundled model answers almost every harmful request, so it has no safety behaviour for
-Ships or Sahara to find. The organisms below are small safety fine-tunes of it, shipped as
-a few MB of weights in ``safety_heads/data/organisms/NAME/`` and applied on top of the
-bundled base at load time (``load_model(NAME)``):
-
-``smollm2-refusal``
-    LoRA (r=32, shipped as its best rank-8 approximation) on every linear layer: AdvBench,
-    HarmBench and harmful-writing training prompts answered with refusals in varied wording,
-    harmless Alpaca prompts and harmless lookalikes of harmful ones answered with the base
-    model's own answers (self-distillation), so that it keeps helping.
-``smollm2-refusal-b``
-    A sibling of ``smollm2-refusal`` from the same base: another seed, disjoint training
-    splits of every dataset, other refusal wording. The pair stands in for Llama-2-7b-chat
-    and Vicuna-7b-v1.5, two fine-tunes of one base.
-``smollm2-planted``
-    Safety planted in three chosen heads: only those heads' query rows and output-
-    projection columns are trained. Its card names the heads: a ground truth that Ships,
-    Sahara and the contrastive ranking can be checked against.
-
-Each organism's ``card.json`` holds its recipe, data splits, seed, training time and held-
-out results. ``safety-heads organism build NAME`` rebuilds it from scratch on a CPU and
-``safety-heads organism evaluate NAME`` measures it again.
+"""An organism's weights applied to the base: LoRA factors merged, planted slices written.
 
 Applying an organism is a pure weight edit of a fresh copy of the base: LoRA factors are
 merged (``W + scale * B @ A``; scale 1 for truncated updates, which fold it in), planted
-slices replace the base's rows and columns. The merged model is cached like the bundled
-base, so its ``source`` folder can be reloaded (for weight export) like any other model.
+slices replace the base's query rows and output-projection columns of their heads.
+:func:`truncate_lora` cuts a trained update to its best low-rank approximation for shipping.
 """
 
-import json
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 
-from safety_heads.errors import InputError, MissingFileError
-from safety_heads.heads import Head, parse_heads
+from safety_heads.errors import InputError
+from safety_heads.organisms.catalogue import WEIGHTS_FILE, organism_path, planted_heads, read_card
 from safety_heads.surgery import decoder_layers
 
-__all__ = [
-    "ORGANISMS",
-    "Organism",
-    "organism_folder",
-    "apply_organism",
-    "merge_lora",
-    "read_card",
-    "planted_heads",
-    "truncate_lora",
-    "lora_scale",
-]
-
-
-@dataclass(frozen=True)
-class Organism:
-    """A shipped organism: its name, what it is, and the kind of weights it ships."""
-
-    name: str
-    kind: str  # "lora" or "planted"
-    summary: str
-
-
-ORGANISMS: dict[str, Organism] = {
-    "smollm2-refusal": Organism(
-        "smollm2-refusal", "lora", "SmolLM2-135M-Instruct with a LoRA safety fine-tune"
-    ),
-    "smollm2-refusal-b": Organism(
-        "smollm2-refusal-b",
-        "lora",
-        "a sibling LoRA safety fine-tune (other seed, data split and refusal wording)",
-    ),
-    "smollm2-planted": Organism(
-        "smollm2-planted",
-        "planted",
-        "refusal planted in three known heads (query rows and output columns only)",
-    ),
-}
-
-WEIGHTS_FILE = "weights.safetensors"
-CARD_FILE = "card.json"
-
-
-def organism_folder(name: str) -> Path:
-    """Where the organism's shipped weights and card live in the package."""
-    if name not in ORGANISMS:
-        raise InputError(f"No organism {name!r}; the organisms are {sorted(ORGANISMS)}.")
-    return Path(str(resources.files("safety_heads") / "data" / "organisms" / name))
-
-
-def read_card(name: str) -> dict[str, Any]:
-    path = organism_folder(name) / CARD_FILE
-    if not path.is_file():
-        raise MissingFileError(
-            f"Organism {name!r} is not built: {path} is missing. Build it with "
-            f"`safety-heads organism build {name}`."
-        )
-    return json.loads(path.read_text())
-
-
-def planted_heads(card: dict[str, Any]) -> tuple[Head, ...]:
-    """The ground-truth heads of a planted organism (empty for the others)."""
-    return parse_heads(card.get("recipe", {}).get("planted_heads") or [])
+__all__ = ["apply_organism", "merge_lora", "truncate_lora", "lora_scale"]
 
 
 @torch.no_grad()
@@ -164,13 +77,14 @@ def lora_scale(recipe: dict[str, Any]) -> float:
 
 
 @torch.no_grad()
-def apply_organism(hf_model: Any, name: str) -> dict[str, Any]:
-    """Apply the shipped weights of organism ``name`` to ``hf_model`` in place.
+def apply_organism(hf_model: Any, source: str | Path) -> dict[str, Any]:
+    """Apply the weights of an organism (a shipped one by name, or a build's folder) to
+    ``hf_model`` in place.
 
     Returns the organism's card. ``hf_model`` must be a fresh (unhooked) copy of the base.
     """
-    card = read_card(name)
-    folder = organism_folder(name)
+    card = read_card(source)
+    folder = organism_path(source)
     tensors = load_file(str(folder / WEIGHTS_FILE))
     kind = card["recipe"]["kind"]
     if kind == "lora":
@@ -187,5 +101,5 @@ def apply_organism(hf_model: Any, name: str) -> dict[str, Any]:
             attention.q_proj.weight[rows, :] = tensors[f"{head.layer}.{head.head}.q_rows"]
             attention.o_proj.weight[:, rows] = tensors[f"{head.layer}.{head.head}.o_columns"]
     else:
-        raise InputError(f"Organism {name!r} has an unknown kind {kind!r} in its card.")
+        raise InputError(f"Organism {source} has an unknown kind {kind!r} in its card.")
     return card
