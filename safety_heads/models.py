@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,39 @@ class ChatModel:
                 "Qwen2, Gemma ...)."
             ) from error
         bridge.eval()
+        warn_if_untested(hf_model, name)
         return cls(bridge, tokenizer, name, resolved, source, dict(info or {}))
+
+
+# The architectures the equivalence tests cover (docs/models.md, "Architectures").
+TESTED_ARCHITECTURES = frozenset(
+    {
+        "LlamaForCausalLM",
+        "MistralForCausalLM",
+        "Qwen2ForCausalLM",
+        "Qwen3ForCausalLM",
+        "Gemma2ForCausalLM",
+        "Gemma3ForCausalLM",
+        "Phi3ForCausalLM",
+        "Olmo2ForCausalLM",
+    }
+)
+
+
+def warn_if_untested(hf_model: Any, name: str) -> None:
+    """Warn when ``hf_model``'s architecture is one the package's tests do not cover: the
+    bridge wraps it, but whether each ablation is what it claims has not been checked."""
+    architectures = list(getattr(hf_model.config, "architectures", None) or [])
+    architecture = architectures[0] if architectures else type(hf_model).__name__
+    if architecture not in TESTED_ARCHITECTURES:
+        warnings.warn(
+            f"{name} is a {architecture}, an architecture safety-heads has not tested (tested: "
+            f"{', '.join(sorted(TESTED_ARCHITECTURES))}). Check that the ablations are exact "
+            "on it before trusting scores: compare Ablation(via='query') with via='pattern' "
+            "and a weight edit with its hook, as tests/test_architectures.py does.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def default_device() -> torch.device:

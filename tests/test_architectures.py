@@ -129,3 +129,21 @@ def test_the_fast_path_equals_the_reference_loop(family, kind):
     slow = ships_reference(model, prompts, heads, template="chat", kind=kind)
     chosen = fast[:, [h.layer for h in heads], [h.head for h in heads]]
     assert (chosen - slow).abs().max() < TOL
+
+
+def test_an_untested_architecture_loads_with_a_warning(tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4)
+    config.architectures = ["GPT2LMHeadModel"]
+    with pytest.warns(RuntimeWarning, match="a GPT2LMHeadModel, an architecture"):
+        ChatModel.from_hf(GPT2LMHeadModel(config).eval(), tokenizer, name="tiny-gpt2")
+
+
+def test_tested_architectures_load_without_a_warning(family):
+    import warnings
+
+    name, _, pristine = family
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        sh.models.warn_if_untested(pristine, name)
