@@ -111,7 +111,9 @@ class ChatModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf_model.parameters()).device
+        """Where inputs go: the device of the input embedding (the first of several when
+        the model is spread over devices)."""
+        return self.hf_model.get_input_embeddings().weight.device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -354,6 +356,59 @@ def check_model_folder(path: Path) -> None:
         )
 
 
+QUANTIZATIONS = ("8bit", "4bit")
+
+
+def _placement(
+    device: torch.device,
+    device_map: str | dict[str, Any] | None,
+    max_memory: dict[Any, Any] | None,
+    n_devices: int | None,
+    quantization: str | None,
+) -> dict[str, Any]:
+    """The ``from_pretrained`` options that place (and quantize) the weights, checked before
+    any weights are read; empty for a plain load onto ``device``."""
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise InputError(f"quantization={quantization!r} is not one of {QUANTIZATIONS} or None.")
+    if n_devices is not None:
+        available = torch.cuda.device_count()
+        if not isinstance(n_devices, int) or not 1 <= n_devices <= max(available, 1):
+            raise InputError(
+                f"n_devices={n_devices!r}: this machine has {available} CUDA device(s); give a "
+                "number from 1 to that."
+            )
+        if device_map is not None:
+            raise InputError("Give n_devices or device_map, not both.")
+        if n_devices > 1:
+            device_map = "auto"
+            if max_memory is None:  # only the first n_devices GPUs, nothing offloaded
+                max_memory = {
+                    i: torch.cuda.get_device_properties(i).total_memory for i in range(n_devices)
+                }
+    if max_memory is not None and device_map is None:
+        raise InputError("max_memory needs device_map (for example device_map='auto').")
+    options: dict[str, Any] = {}
+    if device_map is not None:
+        options["device_map"] = device_map
+        if max_memory is not None:
+            options["max_memory"] = max_memory
+    if quantization is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+            raise InputError(
+                f"quantization={quantization!r} loads the weights with bitsandbytes on a CUDA GPU: "
+                "pip install bitsandbytes, and run where CUDA is available (or leave it out)."
+            )
+        from transformers import BitsAndBytesConfig
+
+        options["quantization_config"] = BitsAndBytesConfig(
+            load_in_8bit=quantization == "8bit", load_in_4bit=quantization == "4bit"
+        )
+        options.setdefault("device_map", {"": device.index or 0})
+    return options
+
+
 def _load_folder(
     folder: str,
     *,
@@ -362,19 +417,22 @@ def _load_folder(
     device: torch.device,
     chat_format: str,
     info: dict[str, Any],
+    placement: dict[str, Any] | None = None,
 ) -> ChatModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    placement = placement or {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, attn_implementation="eager"
+            folder, dtype=dtype, attn_implementation="eager", **placement
         )
     except (OSError, ValueError, KeyError) as error:
         # A gated or missing hub repository, a model type this transformers does not know,
         # weights that do not fit the config: the library's words, on one line.
         raise ModelLoadError(f"Cannot load {name!r} from {folder}: {first_line(error)}") from error
-    model.to(device)
+    if "device_map" not in placement:  # placed by accelerate otherwise
+        model.to(device)
     return ChatModel.from_hf(
         model, tokenizer, name=name, chat_format=chat_format, source=folder, info=info
     )
@@ -386,17 +444,30 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
     chat_format: str = "auto",
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, Any] | None = None,
+    n_devices: int | None = None,
+    quantization: str | None = None,
 ) -> ChatModel:
     """Load a chat model as a :class:`ChatModel` (see the module docstring for ``spec``).
 
     ``dtype`` defaults to float32 on CPU and bfloat16 on GPU; ``device`` to CUDA when
     available. ``chat_format`` is ``auto`` (the tokenizer's chat template, else a built-in
     format guessed from the name), ``tokenizer``, ``llama-2`` or ``vicuna``.
+
+    Models larger than one GPU: ``device_map`` (``"auto"``, or a module-to-device map) and
+    ``max_memory`` (``{0: "70GiB", 1: "70GiB"}``) go to Hugging Face's loading
+    (accelerate), which spreads the layers over the devices; ``n_devices=k`` spreads them
+    over the first k GPUs. ``quantization="8bit"`` or ``"4bit"`` loads the weights with
+    bitsandbytes (CUDA only): hooks and scores work, weight export is refused. The weights
+    are read once, straight into place: loading holds no second copy
+    (``benchmarks/load_memory.py``).
     """
     device = torch.device(device) if device is not None else default_device()
     torch_dtype = _resolve_dtype(dtype, device)
+    placement = _placement(device, device_map, max_memory, n_devices, quantization)
     spec = str(spec)
-    options = dict(dtype=torch_dtype, device=device, chat_format=chat_format)
+    options = dict(dtype=torch_dtype, device=device, chat_format=chat_format, placement=placement)
     if spec in BUNDLED_MODELS:
         return _load_folder(
             str(bundled_base_folder()), name=spec, info={"bundled": spec}, **options

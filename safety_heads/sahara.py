@@ -198,7 +198,7 @@ def sahara(
     heads: Sequence[HeadLike] | str | None = None,
     control: Sequence[str] | None = None,
     select: str = "plain",
-    max_batch_tokens: int = 4096,
+    max_batch_tokens: int | None = None,
     max_group_prompts: int = 64,
     min_shared_tokens: int | None = 8,
     checkpoint: str | Path | None = None,

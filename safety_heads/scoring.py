@@ -34,7 +34,7 @@ class ScoreSettings:
     kind: str = "undifferentiated"
     epsilon: float = 1e-5
     via: str = "query"
-    max_batch_tokens: int = 4096
+    max_batch_tokens: int | None = None  # None: from the memory free now (batch_budget)
     max_group_prompts: int = 64
     min_shared_tokens: int | None = 8
 
@@ -46,7 +46,7 @@ class ScoreSettings:
         if not math.isfinite(self.epsilon) or self.epsilon <= 0:
             raise InputError(f"epsilon must be a finite number > 0, got {self.epsilon!r}.")
         for name in ("max_batch_tokens", "max_group_prompts"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.min_shared_tokens is not None and self.min_shared_tokens < 1:
             raise InputError(
@@ -110,6 +110,42 @@ def group_hidden(groups: Sequence[PromptGroup]) -> Float[Tensor, "prompts d_mode
     return out
 
 
+CPU_BATCH_TOKENS = 4096  # larger passes gain nothing on a CPU; they only hold more memory
+GPU_BATCH_TOKENS = 1 << 16
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free for activations now: free GPU memory on CUDA, available RAM otherwise."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30  # not Linux: assume 4 GiB
+
+
+def batch_budget(model: Any, width: int, share: float = 0.5) -> int:
+    """Tokens (rows x prompt width) per layer-suffix pass that fit in ``share`` of the free
+    memory (:func:`free_memory`), at most :data:`GPU_BATCH_TOKENS` on a GPU and
+    :data:`CPU_BATCH_TOKENS` on a CPU. Per token, one layer holds about 8 hidden-sized
+    vectors (residual, norm, queries, keys, values, attention output) and 3 MLP-sized ones
+    in the model's dtype, and eager attention's scores and pattern, ``2 x n_heads x width``
+    float32 numbers."""
+    config = model.hf_model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    d_model = config.hidden_size
+    d_mlp = getattr(config, "intermediate_size", 4 * d_model) or 4 * d_model
+    itemsize = torch.finfo(model.dtype).bits // 8 if model.dtype.is_floating_point else 4
+    per_token = itemsize * (8 * d_model + 3 * d_mlp) + 4 * 2 * model.n_heads * max(1, width)
+    device = model.device
+    cap = GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS
+    return max(width, min(cap, int(share * free_memory(device) / per_token)))
+
+
 def layer_hidden(
     model: Any,
     groups: Sequence[PromptGroup],
@@ -132,7 +168,8 @@ def layer_hidden(
         # remainder rows still attend to (and hold keys for) every position.
         width = group.batch.input_ids.shape[1]
         opening = settings.shared_opening(group.shared)
-        for part in row_chunks(len(slot_of_row), width, settings.max_batch_tokens):
+        budget = settings.max_batch_tokens or batch_budget(model, width)
+        for part in row_chunks(len(slot_of_row), width, budget):
             n_rows = part.stop - part.start
             mask = fixed.expand(n_rows, -1, -1).clone()
             mask[torch.arange(n_rows), layer, head_ids[slot_of_row[part]]] = True

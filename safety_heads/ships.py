@@ -250,7 +250,7 @@ def ships(
     heads: Sequence[HeadLike] | str | None = None,
     control: Sequence[str] | None = None,
     top_k: int = 10,
-    max_batch_tokens: int = 4096,
+    max_batch_tokens: int | None = None,
     max_group_prompts: int = 64,
     min_shared_tokens: int | None = 8,
     checkpoint: str | Path | None = None,

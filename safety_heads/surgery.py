@@ -105,6 +105,14 @@ def check_weight_edit(hf_model: Any, kind: str) -> None:
     heads (OLMo-2), neither has mean ablation. Scaling Contribution (``o_proj`` columns)
     always has one.
     """
+    if getattr(hf_model, "is_quantized", False) or getattr(
+        hf_model.config, "quantization_config", None
+    ):
+        raise InputError(
+            "This model was loaded with quantized weights (8-bit or 4-bit), which cannot be "
+            "edited and saved exactly. Load it without quantization to export, or apply the "
+            "ablation with hooks (sh.ablated)."
+        )
     norm = query_norm(hf_model)
     if norm is None or kind == "scale" or (kind == "mean" and norm == "per_head"):
         return

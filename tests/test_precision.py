@@ -77,3 +77,17 @@ def test_soft_capped_logits_are_capped_as_the_model_caps_them(tokenizer):
     assert logits.abs().max() <= 3.0  # the cap binds: uncapped logits would be larger
     expected = logits.float().log_softmax(-1)
     assert (next_token_logprobs(model, batch) - expected).abs().max() < 1e-4
+
+
+def test_rows_per_pass_follow_free_memory_and_never_change_scores(tiny, monkeypatch):
+    import safety_heads.scoring as scoring
+
+    assert scoring.batch_budget(tiny.model, 50) == scoring.CPU_BATCH_TOKENS  # RAM is ample
+    monkeypatch.setattr(scoring, "free_memory", lambda device: 1 << 20)  # 1 MiB free
+    tight = scoring.batch_budget(tiny.model, 50)
+    assert 50 <= tight < scoring.CPU_BATCH_TOKENS
+    auto = sh.ships(tiny.model, PROMPTS, template="chat", progress=False).per_prompt
+    fixed = sh.ships(
+        tiny.model, PROMPTS, template="chat", max_batch_tokens=100_000, progress=False
+    ).per_prompt
+    assert torch.allclose(auto, fixed, atol=1e-6)

@@ -36,8 +36,9 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-batch-tokens",
         type=int,
-        default=4096,
-        help="rows x tokens per forward pass; lower it if memory runs out (default: %(default)s)",
+        default=None,
+        help="rows x tokens per forward pass (default: what half the free memory holds, at "
+        "most 65536 on a GPU and 4096 on a CPU); lower it if memory runs out",
     )
     parser.add_argument("--out", required=True, help="output JSON (also the resume checkpoint)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
