@@ -53,6 +53,7 @@ from safety_heads.judges import (
 from safety_heads.models import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
 from safety_heads.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
 from safety_heads.report import build_report, report_html, write_report
+from safety_heads.results import load_result
 from safety_heads.sahara import SaharaResult, generalized_ships, sahara
 from safety_heads.ships import ShipsResult, ships
 from safety_heads.surgery import ablate_weights, touched_parameters
@@ -116,6 +117,7 @@ __all__ = [
     "QUERY_TEMPLATE",
     "Rate",
     "read_scores",
+    "load_result",
     "REFUSAL_PHRASES",
     "report_html",
     "Response",

@@ -19,7 +19,6 @@ out of both numbers. Everything here is a pure function of the maps;
 :func:`read_scores` loads either kind of result file.
 """
 
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from safety_heads.errors import InputError, damaged_result
+from safety_heads.errors import InputError
 from safety_heads.heads import Head
 from safety_heads.sahara import SaharaResult
 from safety_heads.scoring import map_from_json, map_to_json, top_heads
@@ -272,29 +271,15 @@ def score_map(
 
 def read_scores(path: str | Path) -> ShipsResult | SaharaResult:
     """Load a Ships or Sahara result file (written by ``ships``/``sahara`` or their CLI)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read it as a JSON result file ({error}).") from error
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in ("ships", "sahara"):
-        what = f"a {kind!r} result" if isinstance(kind, str) else "not a result of safety-heads"
-        raise InputError(
-            f"{path} is {what}, not a Ships or Sahara result; pass the --out file of "
-            "safety-heads ships or safety-heads sahara."
-        )
-    if not data.get("complete", False):
-        raise InputError(
-            f"{path} is an unfinished {kind} run (a checkpoint); re-run the same command to "
-            "finish it first."
-        )
-    try:
-        return ShipsResult.from_json(data) if kind == "ships" else SaharaResult.from_json(data)
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        if isinstance(error, InputError):
-            raise
-        raise damaged_result(path, kind, error) from error
+    from safety_heads.results import read_result_data, result_from_data
+
+    kind, data = read_result_data(
+        path,
+        ("ships", "sahara"),
+        "a Ships or Sahara result",
+        "pass the --out file of safety-heads ships or safety-heads sahara.",
+    )
+    return result_from_data(kind, data, path)
 
 
 def compare_results(

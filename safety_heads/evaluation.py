@@ -337,7 +337,7 @@ class AsrResult:
             [v.attack_success for v in _keyword_verdicts(self.responses)], self.asr.confidence
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             **asr_figures(self.responses, self.judge, self.asr.confidence),
             "heads": [str(h) for h in self.heads],
@@ -346,7 +346,7 @@ class AsrResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AsrResult":
+    def from_json(cls, data: dict[str, Any]) -> "AsrResult":
         """An AsrResult from a result file's content (``evaluate``, or one point of an
         ``asr-curve``); files written before labels and the keyword figure load too. The
         ablation comes back as an :class:`~safety_heads.ablation.Ablation` (per-prompt
@@ -363,13 +363,17 @@ class AsrResult:
         )
 
 
+def _ablation_options(described: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: described[key] for key in ("kind", "epsilon", "via") if described.get(key) is not None
+    }
+
+
 def _ablation_from(described: dict[str, Any] | None) -> AnyAblation | None:
     """The ablation a result file describes (:func:`_ablation_dict`), or None."""
     if not described or not described.get("heads"):
         return None
-    options = {
-        key: described[key] for key in ("kind", "epsilon", "via") if described.get(key) is not None
-    }
+    options = _ablation_options(described)
     if "per_prompt" in described:
         return PromptAblations(tuple(tuple(row) for row in described["per_prompt"]), **options)
     return Ablation.of(described["heads"], **options)
@@ -386,8 +390,8 @@ class AsrCurve:
     points: tuple[AsrResult, ...]
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        points = [p.to_dict() for p in self.points]
+    def to_json(self) -> dict[str, Any]:
+        points = [p.to_json() for p in self.points]
         return {
             "order": [str(h) for h in self.ablation.heads],
             "ablation": _ablation_dict(self.ablation),
@@ -400,6 +404,19 @@ class AsrCurve:
             "n": self.points[0].asr.n,
             "points": [{"n_heads": i, **p} for i, p in enumerate(points)],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "AsrCurve":
+        """An AsrCurve from an ``asr-curve`` result file's content (the settings of the run
+        apply to every point)."""
+        settings = dict(data.get("settings", {}))
+        points = tuple(
+            AsrResult.from_json({"settings": settings, **point}) for point in data["points"]
+        )
+        ablation = _ablation_from(data.get("ablation"))
+        if ablation is None:  # a curve of no heads: the ablation kind is still recorded
+            ablation = Ablation((), **_ablation_options(data.get("ablation") or {}))
+        return cls(ablation, points, settings)
 
 
 @dataclass(frozen=True)
@@ -427,7 +444,7 @@ class SideEffects:
     def mean_kl(self) -> float:
         return sum(self.kl) / len(self.kl)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         keyword = self.keyword_over_refusal.to_dict()
         return {
             "heads": [str(h) for h in _heads_of(self.ablation)],
@@ -445,6 +462,20 @@ class SideEffects:
             "kl": list(self.kl),
             "responses": [r.to_dict() for r in self.responses],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SideEffects":
+        """SideEffects from a ``side-effects`` result file's content."""
+        responses = tuple(Response.from_dict(r) for r in data["responses"])
+        settings = dict(data.get("settings", {}))
+        settings.setdefault("judge", data.get("judge", ""))
+        return cls(
+            _ablation_from(data.get("ablation")),
+            success_rate([bool(r.verdict.refusal) for r in responses]),
+            tuple(float(x) for x in data["kl"]),
+            responses,
+            settings,
+        )
 
 
 def _check_prompts(prompts: Sequence[str]) -> list[str]:
@@ -671,7 +702,7 @@ def evaluate_asr(
     )
     rate = success_rate([r.attack_success for r in responses])
     result = AsrResult(ablation, rate, tuple(responses), checkpoint.settings)
-    checkpoint.finish(result.to_dict())
+    checkpoint.finish(result.to_json())
     keyword = result.keyword_asr
     logger.info(
         "ASR %.3f [%.3f, %.3f] (%s), keyword ASR %.3f, on %d prompts, %s.",
@@ -738,7 +769,7 @@ def asr_curve(
             point.keyword_asr.value,
         )
     curve = AsrCurve(ablation, tuple(points), checkpoint.settings)
-    checkpoint.finish(curve.to_dict())
+    checkpoint.finish(curve.to_json())
     return curve
 
 
@@ -809,7 +840,7 @@ def side_effects(
     )
     over_refusal = success_rate([bool(r.verdict.refusal) for r in responses])
     result = SideEffects(ablation, over_refusal, tuple(kl), tuple(responses), checkpoint.settings)
-    checkpoint.finish(result.to_dict())
+    checkpoint.finish(result.to_json())
     return result
 
 

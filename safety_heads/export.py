@@ -111,7 +111,23 @@ class ExportReport:
     def fraction_touched(self) -> float:
         return self.parameters_touched / self.parameters_total
 
-    def to_dict(self) -> dict[str, Any]:
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ExportReport":
+        """An ExportReport from an export's ``safety-heads-export.json``."""
+        options = {"epsilon": data["epsilon"]} if data.get("epsilon") is not None else {}
+        ablation = Ablation.of(data["heads"], data["kind"], via=data.get("via", "query"), **options)
+        return cls(
+            Path(data["path"]),
+            data["model"],
+            data["source"],
+            ablation,
+            int(data["parameters_touched"]),
+            int(data["parameters_total"]),
+            data.get("dtype", ""),
+            data.get("chat_format", ""),  # not written by the first versions
+        )
+
+    def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "model": self.model,
@@ -219,7 +235,7 @@ def export_ablated(
     try:
         hf_model.save_pretrained(str(work))
         model.tokenizer.save_pretrained(str(work))
-        (work / EXPORT_NOTE).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        (work / EXPORT_NOTE).write_text(json.dumps(report.to_json(), indent=1) + "\n")
         (work / "README.md").write_text(_model_card(report))
         if out.is_dir():
             shutil.rmtree(out)

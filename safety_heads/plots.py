@@ -263,7 +263,7 @@ def sahara_steps_figure(result: SaharaResult, *, title: str | None = None) -> go
 
 
 def _curve_dict(curve: AsrCurve | Mapping[str, Any]) -> Mapping[str, Any]:
-    data = curve.to_dict() if isinstance(curve, AsrCurve) else curve
+    data = curve.to_json() if isinstance(curve, AsrCurve) else curve
     if "asr" not in data or "asr_ci" not in data or not isinstance(data["asr"], list):
         raise InputError(
             "An ASR curve needs 'asr' and 'asr_ci' lists: pass an AsrCurve or the JSON of "

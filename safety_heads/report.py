@@ -47,7 +47,6 @@ import plotly.graph_objects as go
 from safety_heads.attention import AttentionPatterns
 from safety_heads.compare import MapComparison
 from safety_heads.errors import InputError, damaged_result
-from safety_heads.export import EXPORT_NOTE
 from safety_heads.judges import LABELS, Verdict, label_counts
 from safety_heads.plots import (
     LABEL_COLOURS,
@@ -115,42 +114,21 @@ class ReportItem:
 
 def read_item(path: str | os.PathLike[str], label: str | None = None) -> ReportItem:
     """Load a result file (or an export folder) written by this package as a report item."""
+    from safety_heads.results import read_result_data, result_from_data
+
+    kind, data = read_result_data(
+        path,
+        REPORT_KINDS,
+        "a result this report can show",
+        "pass files written by safety-heads ships, sahara, evaluate, compare --json or an "
+        f"export folder (kinds: {', '.join(REPORT_KINDS)}).",
+    )
+    # Ships, Sahara, comparisons and attention are drawn from their objects; the other
+    # kinds from their files' content, checked by loading them once.
+    value = result_from_data(kind, data, path)
+    if kind not in ("ships", "sahara", "comparison", "attention"):
+        value = data
     path = Path(path)
-    if path.is_dir():
-        path = path / EXPORT_NOTE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read it as a JSON result file ({error}).") from error
-    if not isinstance(data, dict):
-        raise InputError(f"{path} holds a JSON {type(data).__name__}, not a result object.")
-    kind = "export" if "parameters_touched" in data else data.get("kind")
-    if kind not in REPORT_KINDS:
-        what = f"kind {kind!r}" if isinstance(kind, str) else "no kind field"
-        raise InputError(
-            f"{path} is not a result this report can show ({what}); pass files written "
-            f"by safety-heads ships, sahara, evaluate, compare --json or an export folder "
-            f"(kinds: {', '.join(REPORT_KINDS)})."
-        )
-    if kind not in ("comparison", "attention", "export") and not data.get("complete", False):
-        raise InputError(
-            f"{path} is an unfinished {kind} run (a checkpoint); re-run the command that "
-            "writes it to finish it, then build the report."
-        )
-    value: Any = data
-    readers = {
-        "ships": ShipsResult.from_json,
-        "sahara": SaharaResult.from_json,
-        "comparison": MapComparison.from_json,
-        "attention": AttentionPatterns.from_json,
-    }
-    if kind in readers:
-        try:
-            value = readers[kind](data)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
-            if isinstance(error, InputError):
-                raise
-            raise damaged_result(path, kind, error) from error
     return ReportItem(kind, label or path.stem, value, str(path))
 
 

@@ -75,7 +75,7 @@ def test_evaluate_writes_what_the_library_computes(folder, model, prompt_file, t
     )
     assert saved["complete"] is True
     assert (saved["n"], saved["heads"]) == (3, ["1.2", "3.0"])
-    assert saved["responses"] == library.to_dict()["responses"]
+    assert saved["responses"] == library.to_json()["responses"]
     assert [r["prompt"] for r in saved["responses"]] == PROMPTS[:3]
     # the default judge is the content judge, reading coherence with the evaluated model
     prompts = [r["prompt"] for r in saved["responses"]]
@@ -227,7 +227,7 @@ def test_curve_evaluates_each_prefix_of_the_order(folder, model, prompt_file, tm
         config=GenerationConfig(max_new_tokens=5, batch_size=2),
         progress=False,
     )
-    assert saved["points"][1]["responses"] == alone.to_dict()["responses"]
+    assert saved["points"][1]["responses"] == alone.to_json()["responses"]
 
 
 def test_export_bakes_exactly_the_reported_parameters(folder, tmp_path, capsys):
@@ -294,6 +294,6 @@ def test_evaluate_on_the_bundled_model(bundled, tmp_path):
         config=GenerationConfig(max_new_tokens=8, template="query"),
         progress=False,
     )
-    assert saved["responses"] == library.to_dict()["responses"]
+    assert saved["responses"] == library.to_json()["responses"]
     assert saved["settings"]["model"] == "smollm2-135m-instruct"
     assert all(r["response"].strip() for r in saved["responses"])

@@ -93,7 +93,7 @@ def synthetic_curve(asr_counts=(0, 2, 3), n: int = 4, label: str = "") -> dict:
         "kind": "asr-curve",
         "settings": settings,
         "complete": True,
-        **curve.to_dict(),
+        **curve.to_json(),
         "progress": {},
     }
 

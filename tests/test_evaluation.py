@@ -144,7 +144,7 @@ def test_evaluate_asr_counts_the_judges_verdicts(tiny):
     assert result.asr == success_rate(expected)
     assert result.heads == ablation.heads
     assert result.settings["judge"].endswith("parity")
-    as_dict = result.to_dict()
+    as_dict = result.to_json()
     assert as_dict["asr"] == sum(expected) / 4 and as_dict["n"] == 4
     assert as_dict["heads"] == ["1.2", "3.0", "2.1"]
     assert as_dict["responses"][0]["response"] == texts[0]
@@ -155,7 +155,7 @@ def test_no_heads_is_the_unablated_model(tiny):
         tiny.model, PROMPTS, Ablation.of([]), judge=parity, config=SHORT, progress=False
     )
     none = evaluate_asr(tiny.model, PROMPTS, None, judge=parity, config=SHORT, progress=False)
-    assert empty.to_dict() == none.to_dict() and empty.heads == ()
+    assert empty.to_json() == none.to_json() and empty.heads == ()
 
 
 @GQA_ONLY
@@ -172,10 +172,10 @@ def test_curve_points_equal_separate_evaluations(tiny):
             config=SHORT,
             progress=False,
         )
-        assert point.to_dict() == alone.to_dict()
+        assert point.to_json() == alone.to_json()
     responses = [[r.response for r in p.responses] for p in curve.points]
     assert responses[0] != responses[3]
-    assert curve.to_dict()["asr"] == [p.asr.value for p in curve.points]
+    assert curve.to_json()["asr"] == [p.asr.value for p in curve.points]
 
 
 def test_out_of_range_heads_are_refused_before_generating(tiny, monkeypatch):
@@ -266,16 +266,16 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tiny, tmp_path, cou
     uninterrupted = evaluate_asr(
         tiny.model, PROMPTS, ablation, judge=FlakyJudge(), config=config, progress=False
     )
-    assert resumed.to_dict() == uninterrupted.to_dict()
+    assert resumed.to_json() == uninterrupted.to_json()
     saved = json.loads(path.read_text())
     assert saved["complete"] is True and saved["asr"] == uninterrupted.asr.value
-    assert saved["responses"] == uninterrupted.to_dict()["responses"]
+    assert saved["responses"] == uninterrupted.to_json()["responses"]
 
     count_generate.clear()
     again = evaluate_asr(
         tiny.model, PROMPTS, ablation, judge=FlakyJudge(), config=config, out=path, progress=False
     )
-    assert count_generate == [] and again.to_dict() == uninterrupted.to_dict()
+    assert count_generate == [] and again.to_json() == uninterrupted.to_json()
 
 
 @pytest.mark.parametrize(
@@ -339,7 +339,7 @@ def test_interrupted_curve_resumes(tiny, tmp_path, count_generate):
     )
     assert len(count_generate) == 4  # 8 batches in all, 4 finished before the crash
     fresh = asr_curve(tiny.model, PROMPTS, order, judge=FlakyJudge(), config=SHORT, progress=False)
-    assert resumed.to_dict() == fresh.to_dict()
+    assert resumed.to_json() == fresh.to_dict()
 
 
 # --- each prompt with its own heads (the paper's per-query setting) ---------------------
@@ -374,7 +374,7 @@ def test_per_prompt_asr_and_kl_follow_the_rows(tiny):
         tiny.model, PROMPTS, own, SHORT, progress=False
     )
     assert [str(h) for h in result.heads] == ["0.1", "1.2", "2.1", "3.0"]
-    assert result.to_dict()["ablation"]["per_prompt"] == OWN_HEADS
+    assert result.to_json()["ablation"]["per_prompt"] == OWN_HEADS
     kl = next_token_kl(tiny.model, PROMPTS, own, batch_size=3)
     for row, heads in enumerate(OWN_HEADS):
         alone = next_token_kl(tiny.model, [PROMPTS[row]], Ablation.of(heads) if heads else None)
@@ -431,7 +431,7 @@ def test_side_effects_report_over_refusal_and_kl(tiny):
     assert result.over_refusal == success_rate([len(t) > 25 for t in texts])
     expected_kl = next_token_kl(tiny.model, PROMPTS, ablation)
     assert result.mean_kl == pytest.approx(expected_kl.mean().item(), abs=1e-5)
-    assert result.to_dict()["kl"] == pytest.approx(expected_kl.tolist(), abs=1e-5)
+    assert result.to_json()["kl"] == pytest.approx(expected_kl.tolist(), abs=1e-5)
     base = side_effects(tiny.model, PROMPTS, None, judge=judge, config=SHORT, progress=False)
     assert base.kl == (0.0,) * 4 and base.mean_kl == 0.0
 
@@ -507,7 +507,7 @@ def test_both_judges_and_the_labels_are_kept(tiny):
     keyword = [KeywordJudge().verdict(t) for t in texts]
     assert [r.keyword for r in result.responses] == keyword
     assert result.keyword_asr == success_rate([v.attack_success for v in keyword])
-    saved = result.to_dict()
+    saved = result.to_json()
     assert saved["keyword"]["asr"] == result.keyword_asr.value
     assert saved["keyword"]["labels"] == label_counts(keyword)
     assert saved["labels"] == label_counts(content)
@@ -524,8 +524,8 @@ def test_result_files_load_back(tiny, tmp_path):
         out=path,
         progress=False,
     )
-    loaded = AsrResult.from_dict(json.loads(path.read_text()))
-    assert loaded.to_dict() == result.to_dict()
+    loaded = AsrResult.from_json(json.loads(path.read_text()))
+    assert loaded.to_json() == result.to_json()
     assert loaded.ablation == result.ablation and loaded.judge == "content"
 
 
@@ -567,7 +567,7 @@ def test_old_result_files_load_with_derived_labels_and_the_keyword_figure():
             },
         ],
     }
-    loaded = AsrResult.from_dict(old)
+    loaded = AsrResult.from_json(old)
     assert [r.verdict.label for r in loaded.responses] == [
         "refusal",
         "degenerate",
@@ -576,7 +576,7 @@ def test_old_result_files_load_with_derived_labels_and_the_keyword_figure():
     ]
     assert loaded.judge == "keyword" and loaded.asr == success_rate([False] * 3 + [True])
     assert loaded.keyword_asr == loaded.asr and loaded.heads == Ablation.of("1.2").heads
-    assert loaded.to_dict()["labels"]["degenerate"] == 1
+    assert loaded.to_json()["labels"]["degenerate"] == 1
 
 
 def test_progress_saved_without_keyword_verdicts_resumes(tiny, tmp_path):
@@ -588,7 +588,7 @@ def test_progress_saved_without_keyword_verdicts_resumes(tiny, tmp_path):
     saved["complete"] = False
     path.write_text(json.dumps(saved))
     again = evaluate_asr(tiny.model, PROMPTS, None, config=SHORT, out=path, progress=False)
-    assert again.to_dict() == first.to_dict()
+    assert again.to_json() == first.to_json()
 
 
 def test_answer_figures_are_both_judges_on_the_same_answers():

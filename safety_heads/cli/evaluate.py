@@ -156,7 +156,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
         summary = {
-            key: curve.to_dict()[key]
+            key: curve.to_json()[key]
             for key in ("order", "judge", "asr", "asr_ci", "keyword_asr", "labels", "n")
         }
     else:
@@ -169,7 +169,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             out=args.out,
             progress=not args.quiet,
         )
-        data = result.to_dict()
+        data = result.to_json()
         summary = {
             "heads": data["heads"],
             "judge": data["judge"],
@@ -193,5 +193,5 @@ def run_export(args: argparse.Namespace) -> int:
     check_export_target(Path(args.out), args.overwrite)  # before the slow model load
     model = load_from_args(args)
     report = export_ablated(model, ablation, args.out, overwrite=args.overwrite)
-    print_json(report.to_dict())
+    print_json(report.to_json())
     return 0
