@@ -27,7 +27,7 @@ import torch
 
 import safety_heads as sh
 from safety_heads.heads import Head
-from safety_heads.reference import generalized_ships_reference, ships_reference
+from safety_heads.per_head_loop import generalized_ships_reference, ships_reference
 from safety_heads.sahara import generalized_ships
 
 SHAPES = {  # hidden, layers, heads, intermediate

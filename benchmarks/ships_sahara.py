@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import safety_heads as sh
 from safety_heads.heads import Head
-from safety_heads.reference import generalized_ships_reference, ships_reference
+from safety_heads.per_head_loop import generalized_ships_reference, ships_reference
 from safety_heads.sahara import generalized_ships
 from safety_heads.ships import ships
 
@@ -52,8 +52,7 @@ def counted_flops(function) -> int:
 
 def fast_path_flops(model, prompts, template, scorer) -> float:
     """FLOPs of ``scorer`` over all heads, counted on one head per layer and scaled."""
-    from safety_heads.scoring import ScoreSettings, build_groups, group_hidden
-    from safety_heads.suffix import unembed_logprobs
+    from safety_heads.fast_path import ScoreSettings, build_groups, group_hidden, unembed_logprobs
 
     texts = [model.format(p, template) for p in prompts]
     none = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
@@ -79,7 +78,7 @@ def sample_heads(model, count: int) -> list[Head]:
 
 def real_token_share(model, prompts, template) -> float:
     """Share of real (unpadded) tokens in the fast path's length-sorted groups."""
-    from safety_heads.suffix import prompt_groups
+    from safety_heads.fast_path import prompt_groups
 
     texts = [model.format(p, template) for p in prompts]
     real = total = 0

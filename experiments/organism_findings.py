@@ -53,10 +53,9 @@ import torch
 import safety_heads as sh
 from safety_heads.compare import compare_maps
 from safety_heads.datasets import load_prompts
-from safety_heads.heads import Head
+from safety_heads.heads import Head, ranked
 from safety_heads.organisms import planted_heads, read_card
 from safety_heads.organisms.splits import held_out_prompts
-from safety_heads.scoring import ranked
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COUNTS = (1, 2, 3, 5)

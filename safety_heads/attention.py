@@ -24,8 +24,7 @@ from torch import Tensor
 
 from safety_heads.ablation import Ablation, hooks_for
 from safety_heads.errors import InputError
-from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
-from safety_heads.scoring import map_from_json, map_to_json
+from safety_heads.heads import Head, HeadLike, check_heads, map_from_json, map_to_json, parse_heads
 
 __all__ = ["AttentionPatterns", "attention_patterns", "attention_view"]
 

@@ -31,9 +31,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
-from safety_heads.heads import Head
+from safety_heads.heads import Head, map_from_json, map_to_json, top_heads
 from safety_heads.sahara import SaharaResult
-from safety_heads.scoring import map_from_json, map_to_json, top_heads
 from safety_heads.ships import ShipsResult
 
 __all__ = [

@@ -203,11 +203,11 @@ def run_demo(
     from safety_heads.compare import compare_results
     from safety_heads.evaluation import GenerationConfig, asr_curve, evaluate_asr
     from safety_heads.export import export_ablated
+    from safety_heads.heads import top_heads
     from safety_heads.models import load_model
     from safety_heads.plots import result_heatmap
     from safety_heads.report import Section, read_item, report_html, sections_for, write_report
     from safety_heads.sahara import generalized_ships, sahara
-    from safety_heads.scoring import top_heads
 
     config = config or DemoConfig()
     out = Path(out)

@@ -25,9 +25,8 @@ from safety_heads.attention import AttentionPatterns
 from safety_heads.compare import MapComparison, score_map
 from safety_heads.errors import InputError
 from safety_heads.evaluation import AsrCurve
-from safety_heads.heads import Head, HeadLike, parse_heads
+from safety_heads.heads import Head, HeadLike, map_to_json, parse_heads, top_heads
 from safety_heads.sahara import SaharaResult
-from safety_heads.scoring import map_to_json, top_heads
 from safety_heads.ships import ShipsResult
 
 __all__ = [

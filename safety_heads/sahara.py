@@ -16,7 +16,7 @@ computed on the controls, and ``contrast = score on prompts - score on controls`
 ``select="contrast"`` the search picks heads by that difference instead of the plain score,
 which avoids heads that disturb every input alike.
 
-Every step runs on layer suffixes with batched ablations (:mod:`safety_heads.suffix`) and
+Every step runs on layer suffixes with batched ablations (:mod:`safety_heads.fast_path`) and
 can be checkpointed per (step, layer).
 """
 
@@ -33,20 +33,18 @@ from tqdm.auto import tqdm
 
 from safety_heads.checkpoint import Checkpoint, write_json_atomic
 from safety_heads.errors import InputError
-from safety_heads.heads import Head, HeadLike
-from safety_heads.models import model_identity
-from safety_heads.principal import principal_angle_score
-from safety_heads.scoring import (
-    ScoreSettings,
-    build_groups,
+from safety_heads.fast_path import ScoreSettings, build_groups, group_hidden, layer_hidden
+from safety_heads.heads import (
+    Head,
+    HeadLike,
     candidate_mask,
-    group_hidden,
     heads_in,
-    layer_hidden,
     map_from_json,
     map_to_json,
     ranked,
 )
+from safety_heads.models import model_identity
+from safety_heads.principal import principal_angle_score
 
 __all__ = ["sahara", "generalized_ships", "SaharaResult"]
 
@@ -211,7 +209,7 @@ def sahara(
     ``plain`` (the paper) or ``contrast`` (needs ``control``). ``checkpoint`` is an output
     JSON path written after every (step, layer); a re-run with the same arguments resumes.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
-    speed and memory (:class:`~safety_heads.scoring.ScoreSettings`).
+    speed and memory (:class:`~safety_heads.fast_path.ScoreSettings`).
     """
     settings = ScoreSettings(
         kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens

@@ -19,9 +19,9 @@ the result also holds the control scores and
 which demotes heads that matter for everything. The difference (not a ratio) is used
 because it keeps the scale of the scores and is stable when both means are tiny.
 
-The computation follows :mod:`safety_heads.suffix`: the residual stream is cached once per
+The computation follows :mod:`safety_heads.fast_path`: the residual stream is cached once per
 prompt group and each layer's ablations run only the layers from that one on, many heads
-and prompts to a pass. :func:`safety_heads.reference.ships_reference` is the one-pass-per-
+and prompts to a pass. :func:`safety_heads.per_head_loop.ships_reference` is the one-pass-per-
 head loop it is tested against.
 """
 
@@ -40,20 +40,23 @@ from tqdm.auto import tqdm
 from safety_heads.ablation import PromptAblations
 from safety_heads.checkpoint import Checkpoint
 from safety_heads.errors import InputError
-from safety_heads.heads import Head, HeadLike
-from safety_heads.models import model_identity
-from safety_heads.scoring import (
+from safety_heads.fast_path import (
     ScoreSettings,
     build_groups,
-    candidate_mask,
     group_hidden,
-    heads_in,
     layer_hidden,
+    unembed_logprobs,
+)
+from safety_heads.heads import (
+    Head,
+    HeadLike,
+    candidate_mask,
+    heads_in,
     map_from_json,
     map_to_json,
     ranked,
 )
-from safety_heads.suffix import unembed_logprobs
+from safety_heads.models import model_identity
 
 __all__ = ["ships", "ShipsResult"]
 
@@ -262,7 +265,7 @@ def ships(
     ``checkpoint`` is an output JSON path: progress is written there after every layer,
     a re-run with the same arguments resumes, and the finished result is written there.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
-    speed and memory (:class:`~safety_heads.scoring.ScoreSettings`).
+    speed and memory (:class:`~safety_heads.fast_path.ScoreSettings`).
     """
     settings = ScoreSettings(
         kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens

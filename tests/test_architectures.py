@@ -17,7 +17,7 @@ from safety_heads import Ablation, ChatModel, ablate_weights
 from safety_heads.ablation import query_norm
 from safety_heads.forward import next_token_logprobs
 from safety_heads.heads import Head
-from safety_heads.reference import ships_reference
+from safety_heads.per_head_loop import ships_reference
 
 TOL = 1e-4
 COMMON = dict(

@@ -11,8 +11,7 @@ from safety_heads.cli import build_parser, main
 from safety_heads.compare import compare_results, read_scores
 from safety_heads.datasets import load_prompts
 from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL, DEMO_FILES, DemoConfig, run_demo
-from safety_heads.heads import parse_heads
-from safety_heads.scoring import top_heads
+from safety_heads.heads import parse_heads, top_heads
 
 
 @pytest.fixture(scope="module")

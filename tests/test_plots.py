@@ -11,7 +11,7 @@ from test_compare import N_HEADS, N_LAYERS, synthetic_curve, synthetic_sahara, s
 
 from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
 from safety_heads.compare import compare_maps
-from safety_heads.heads import Head
+from safety_heads.heads import Head, map_to_json
 from safety_heads.judges import LABELS
 from safety_heads.plots import (
     LABEL_COLOURS,
@@ -27,7 +27,6 @@ from safety_heads.plots import (
     result_heatmap,
     sahara_steps_figure,
 )
-from safety_heads.scoring import map_to_json
 
 
 def _heatmaps(figure: go.Figure) -> list:

@@ -10,7 +10,7 @@ from conftest import HARMFUL
 
 from safety_heads.checkpoint import CheckpointMismatch
 from safety_heads.heads import Head
-from safety_heads.reference import generalized_ships_reference, ships_reference
+from safety_heads.per_head_loop import generalized_ships_reference, ships_reference
 from safety_heads.sahara import SaharaResult, generalized_ships, sahara
 from safety_heads.ships import ShipsResult, ships
 

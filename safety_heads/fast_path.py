@@ -1,4 +1,6 @@
-"""The fast path behind Ships and Sahara: cached residuals, layer suffixes, batched ablations.
+"""The fast path behind Ships and Sahara: cached residuals, layer suffixes, batched ablations,
+with its settings (:class:`ScoreSettings`) and the per-layer passes Ships and Sahara call
+(:func:`build_groups`, :func:`layer_hidden`).
 
 Scoring a head means comparing the model with and without that head. Two facts make it
 cheap:
@@ -14,12 +16,13 @@ cheap:
 Only the final-norm hidden state of the last position is kept (Generalized Ships needs
 nothing else); Ships applies the unembedding to that one position instead of to every
 position. Rows per pass are bounded by a token budget (rows x prompt width), which bounds
-memory.
+memory (:func:`batch_budget`: from the memory free unless set).
 
 The suffix runs through the wrapped Hugging Face decoder with its layer list temporarily
 cut to ``layers[l:]``: hook names keep their global layer index, rotary embeddings are
 built by the model's own code, and the result equals a full forward pass to float rounding
-(the test suite checks it against the one-pass-per-head reference loop).
+(the test suite checks it against the one-pass-per-head loop of
+:mod:`safety_heads.per_head_loop`).
 
 Two more savings:
 
@@ -37,26 +40,32 @@ Two more savings:
 4. The last layer's MLP runs on the last position only: nothing reads the others.
 """
 
+import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, get_args
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from safety_heads.ablation import ablation_hooks, query_hook
+from safety_heads.ablation import AblationKind, UniformVia, ablation_hooks, query_hook
 from safety_heads.errors import InputError
 from safety_heads.forward import unembed_float32
 from safety_heads.prompts import TokenBatch, encode_prompts
 
 __all__ = [
+    "ScoreSettings",
     "PromptGroup",
     "prompt_groups",
     "shared_opening_length",
     "cache_group",
     "suffix_hidden",
     "unembed_logprobs",
+    "build_groups",
+    "group_hidden",
+    "layer_hidden",
+    "batch_budget",
 ]
 
 
@@ -378,3 +387,161 @@ def row_chunks(n_rows: int, width: int, max_tokens: int) -> Iterator[slice]:
     step = max(1, max_tokens // max(1, width))
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How heads are ablated while scoring, and how the work is batched.
+
+    ``max_batch_tokens`` bounds one pass (rows x prompt width); ``max_group_prompts``
+    bounds how many prompts share one residual cache. ``min_shared_tokens``: when the
+    prompts of a group all start with the same tokens (a chat template's system prompt)
+    and there are at least this many of them, that opening is run once per ablated head
+    instead of once per (head, prompt) (see :mod:`safety_heads.fast_path`); ``None`` never
+    shares, which is only useful to measure what sharing saves. None of the three changes
+    the scores beyond float rounding; they trade memory or overhead for speed.
+    """
+
+    kind: str = "undifferentiated"
+    epsilon: float = 1e-5
+    via: str = "query"
+    max_batch_tokens: int | None = None  # None: from the memory free now (batch_budget)
+    max_group_prompts: int = 64
+    min_shared_tokens: int | None = 8
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(AblationKind):
+            raise InputError(f"kind={self.kind!r} is not one of {get_args(AblationKind)}.")
+        if self.via not in get_args(UniformVia):
+            raise InputError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
+        if not math.isfinite(self.epsilon) or self.epsilon <= 0:
+            raise InputError(f"epsilon must be a finite number > 0, got {self.epsilon!r}.")
+        for name in ("max_batch_tokens", "max_group_prompts"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.min_shared_tokens is not None and self.min_shared_tokens < 1:
+            raise InputError(
+                f"min_shared_tokens must be >= 1, or None to never share an opening; "
+                f"got {self.min_shared_tokens}."
+            )
+
+    def shared_opening(self, shared: int) -> int:
+        """How many of a group's ``shared`` opening tokens to run once per ablation: all of
+        them when there are enough, else none."""
+        if self.min_shared_tokens is None or shared < self.min_shared_tokens:
+            return 0
+        return shared
+
+    def provenance(self) -> dict[str, Any]:
+        """The settings that change results (batching does not)."""
+        return {"ablation": self.kind, "epsilon": self.epsilon, "via": self.via}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_groups(
+    model: Any,
+    texts: Sequence[str],
+    fixed: Bool[Tensor, "n_layers n_heads"],
+    settings: ScoreSettings,
+) -> list[PromptGroup]:
+    """Length-sorted prompt groups with residuals cached under the ``fixed`` ablation."""
+    return [
+        cache_group(model, index, batch, fixed, settings.kind, settings.epsilon, settings.via)
+        for index, batch in prompt_groups(model.tokenizer, texts, settings.max_group_prompts)
+    ]
+
+
+def group_hidden(groups: Sequence[PromptGroup]) -> Float[Tensor, "prompts d_model"]:
+    """The groups' cached last-position hidden states, in the caller's prompt order."""
+    n = sum(len(g.index) for g in groups)
+    first = groups[0].hidden
+    out = torch.empty(n, first.shape[-1], dtype=first.dtype, device=first.device)
+    for group in groups:
+        out[group.index.to(first.device)] = group.hidden
+    return out
+
+
+CPU_BATCH_TOKENS = 4096  # larger passes gain nothing on a CPU; they only hold more memory
+GPU_BATCH_TOKENS = 1 << 16
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free for activations now: free GPU memory on CUDA, available RAM otherwise."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30  # not Linux: assume 4 GiB
+
+
+def batch_budget(model: Any, width: int, share: float = 0.5) -> int:
+    """Tokens (rows x prompt width) per layer-suffix pass that fit in ``share`` of the free
+    memory (:func:`free_memory`), at most :data:`GPU_BATCH_TOKENS` on a GPU and
+    :data:`CPU_BATCH_TOKENS` on a CPU. Per token, one layer holds about 8 hidden-sized
+    vectors (residual, norm, queries, keys, values, attention output) and 3 MLP-sized ones
+    in the model's dtype, and eager attention's scores and pattern, ``2 x n_heads x width``
+    float32 numbers."""
+    config = model.hf_model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    d_model = config.hidden_size
+    d_mlp = getattr(config, "intermediate_size", 4 * d_model) or 4 * d_model
+    itemsize = torch.finfo(model.dtype).bits // 8 if model.dtype.is_floating_point else 4
+    per_token = itemsize * (8 * d_model + 3 * d_mlp) + 4 * 2 * model.n_heads * max(1, width)
+    device = model.device
+    cap = GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS
+    return max(width, min(cap, int(share * free_memory(device) / per_token)))
+
+
+def layer_hidden(
+    model: Any,
+    groups: Sequence[PromptGroup],
+    layer: int,
+    heads: Sequence[int],
+    fixed: Bool[Tensor, "n_layers n_heads"],
+    settings: ScoreSettings,
+) -> Float[Tensor, "heads prompts d_model"]:
+    """Last-position hidden states of every prompt with each of ``heads`` (of ``layer``)
+    ablated on top of ``fixed``, computed on layer suffixes in batched passes."""
+    n_prompts = sum(len(g.index) for g in groups)
+    out: Tensor | None = None
+    head_ids = torch.tensor(list(heads))
+    for group in groups:
+        size = len(group.index)
+        # Row r ablates heads[r // size] for prompt r % size of this group.
+        slot_of_row = torch.arange(len(heads)).repeat_interleave(size)
+        prompt_of_row = torch.arange(size).repeat(len(heads))
+        # Rows per pass are bounded by the full width even when the opening is shared: the
+        # remainder rows still attend to (and hold keys for) every position.
+        width = group.batch.input_ids.shape[1]
+        opening = settings.shared_opening(group.shared)
+        budget = settings.max_batch_tokens or batch_budget(model, width)
+        for part in row_chunks(len(slot_of_row), width, budget):
+            n_rows = part.stop - part.start
+            mask = fixed.expand(n_rows, -1, -1).clone()
+            mask[torch.arange(n_rows), layer, head_ids[slot_of_row[part]]] = True
+            # Sharing pays only when several rows of this pass ablate the same head.
+            shares = n_rows > len(slot_of_row[part].unique())
+            hidden = suffix_hidden(
+                model,
+                group,
+                layer,
+                prompt_of_row[part],
+                mask,
+                settings.kind,
+                settings.epsilon,
+                settings.via,
+                opening if shares else 0,
+            )
+            if out is None:
+                out = hidden.new_empty(len(heads), n_prompts, hidden.shape[-1])
+            targets = group.index[prompt_of_row[part]].to(hidden.device)
+            out[slot_of_row[part].to(hidden.device), targets] = hidden
+    assert out is not None
+    return out
