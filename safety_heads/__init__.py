@@ -5,7 +5,14 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 """
 
 from safety_heads import organisms, plots
-from safety_heads.ablation import Ablation, PromptAblations, ablated, ablation_hooks, heads_mask
+from safety_heads.ablation import (
+    Ablation,
+    AblationMethod,
+    PromptAblations,
+    ablated,
+    ablation_hooks,
+    heads_mask,
+)
 from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
 from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
 from safety_heads.compare import (
@@ -62,6 +69,7 @@ __all__ = [
     "ablate_weights",
     "ablated",
     "Ablation",
+    "AblationMethod",
     "PromptAblations",
     "ablation_hooks",
     "as_judge",

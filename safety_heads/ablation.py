@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, no_type_check
 
 import torch
 from jaxtyping import Bool, Float
@@ -40,6 +40,7 @@ from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
 
 __all__ = [
+    "AblationMethod",
     "Ablation",
     "PromptAblations",
     "AblationKind",
@@ -53,17 +54,20 @@ UniformVia = Literal["query", "pattern"]
 Hook = tuple[str, Callable[..., Tensor]]
 
 
+# Literal-typed for readers and static checkers; checked at run time by __post_init__,
+# whose message lists the allowed values (a runtime type checker would say less).
+@no_type_check
 @dataclass(frozen=True)
-class Ablation:
-    """Which heads to knock out and how. Heads may be given as strings (``"2.26"``)."""
+class AblationMethod:
+    """How heads are knocked out, whichever heads: the ``kind``, its ``epsilon`` and, for
+    Undifferentiated Attention, ``via`` (the route). Checked once, on construction, and
+    passed as one value through the fast path and the hooks."""
 
-    heads: tuple[Head, ...]
-    kind: str = "undifferentiated"  # an AblationKind, checked on construction
+    kind: AblationKind = "undifferentiated"
     epsilon: float = 1e-5
-    via: str = "query"  # a UniformVia, checked on construction
+    via: UniformVia = "query"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "heads", parse_heads(self.heads))
         if self.kind not in get_args(AblationKind):
             raise InputError(
                 f"Ablation kind {self.kind!r} is not one of {get_args(AblationKind)} "
@@ -79,6 +83,29 @@ class Ablation:
             raise InputError(
                 f"epsilon must be a finite number > 0, got {eps!r} (the paper uses 1e-5)."
             )
+
+    def describe(self) -> str:
+        return f"{self.kind} (epsilon={self.epsilon:g})"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Which heads to knock out and how. Heads may be given as strings (``"2.26"``).
+
+    :class:`Ablation` (the same heads for every prompt) and :class:`PromptAblations` (each
+    prompt's own heads) share one interface: ``method``, ``per_prompt`` (None, or the rows),
+    ``all_heads()``, ``rows(start, stop)``, ``mask(n_layers, n_heads)``, ``describe()`` and
+    ``to_json()``; code that takes either never needs to ask which one it has.
+    """
+
+    heads: tuple[Head, ...]
+    kind: str = "undifferentiated"  # an AblationKind, checked on construction
+    epsilon: float = 1e-5
+    via: str = "query"  # a UniformVia, checked on construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", parse_heads(self.heads))
+        AblationMethod(self.kind, self.epsilon, self.via)  # checks all three
         if len(set(self.heads)) != len(self.heads):
             repeated = sorted({str(h) for h in self.heads if self.heads.count(h) > 1})
             raise InputError(f"Heads {repeated} are listed more than once; list each once.")
@@ -101,9 +128,38 @@ class Ablation:
     def with_heads(self, heads: Sequence[HeadLike]) -> "Ablation":
         return Ablation(parse_heads(heads), self.kind, self.epsilon, self.via)
 
+    @property
+    def method(self) -> AblationMethod:
+        return AblationMethod(self.kind, self.epsilon, self.via)
+
+    @property
+    def per_prompt(self) -> None:
+        """None: the same heads for every prompt (see :class:`PromptAblations`)."""
+        return None
+
+    def all_heads(self) -> tuple[Head, ...]:
+        return self.heads
+
+    def rows(self, start: int, stop: int) -> "Ablation":
+        """The ablation of prompts ``start .. stop-1``: the same heads."""
+        return self
+
+    def mask(self, n_layers: int, n_heads: int) -> Bool[Tensor, "1 n_layers n_heads"]:
+        """``[1, n_layers, n_heads]``: True where a head is ablated (for every prompt)."""
+        return heads_mask(self.heads, n_layers, n_heads)[None]
+
     def describe(self) -> str:
         heads = ", ".join(map(str, self.heads)) or "no heads"
-        return f"{self.kind} (epsilon={self.epsilon:g}) of {heads}"
+        return f"{self.method.describe()} of {heads}"
+
+    def to_json(self) -> dict[str, Any]:
+        """How result files describe it (read back by ``evaluation``'s loaders)."""
+        return {
+            "heads": [str(h) for h in self.heads],
+            "kind": self.kind,
+            "epsilon": self.epsilon,
+            "via": self.via,
+        }
 
 
 @dataclass(frozen=True)
@@ -132,6 +188,24 @@ class PromptAblations:
     def __len__(self) -> int:
         return len(self.heads)
 
+    @property
+    def method(self) -> AblationMethod:
+        return AblationMethod(self.kind, self.epsilon, self.via)
+
+    @property
+    def per_prompt(self) -> tuple[tuple[Head, ...], ...]:
+        """Each prompt's heads, in the prompts' order."""
+        return self.heads
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "heads": [str(h) for h in self.all_heads()],
+            "kind": self.kind,
+            "epsilon": self.epsilon,
+            "via": self.via,
+            "per_prompt": [[str(h) for h in row] for row in self.heads],
+        }
+
     def rows(self, start: int, stop: int) -> "PromptAblations":
         """The ablations of prompts ``start .. stop-1``."""
         return PromptAblations(self.heads[start:stop], self.kind, self.epsilon, self.via)
@@ -144,7 +218,7 @@ class PromptAblations:
         sizes = sorted({len(row) for row in self.heads})
         count = "/".join(map(str, sizes))
         return (
-            f"{self.kind} (epsilon={self.epsilon:g}) of each prompt's own {count} heads "
+            f"{self.method.describe()} of each prompt's own {count} heads "
             f"({len(self.all_heads())} distinct over {len(self.heads)} prompts)"
         )
 
@@ -248,9 +322,7 @@ def query_hook(model: Any, kind: str = "undifferentiated") -> str:
 
 def ablation_hooks(
     mask: Bool[Tensor, "... n_layers n_heads"],
-    kind: AblationKind = "undifferentiated",
-    epsilon: float = 1e-5,
-    via: UniformVia = "query",
+    method: AblationMethod = AblationMethod(),
     query_hook: str = "hook_q",
 ) -> list[Hook]:
     """Forward hooks ablating the heads marked in ``mask``.
@@ -262,6 +334,7 @@ def ablation_hooks(
     """
     if mask.ndim == 2:
         mask = mask[None]
+    kind, epsilon, via = method.kind, method.epsilon, method.via
     hooks: list[Hook] = []
     for layer in range(mask.shape[1]):
         layer_mask = mask[:, layer]
@@ -286,13 +359,8 @@ def hooks_for(model: Any, ablation: Ablation | PromptAblations | None) -> list[H
     """
     if ablation is None or not ablation.heads:
         return []
-    if isinstance(ablation, PromptAblations):
-        mask = ablation.mask(model.n_layers, model.n_heads)
-    else:
-        mask = heads_mask(ablation.heads, model.n_layers, model.n_heads)
-    return ablation_hooks(
-        mask, ablation.kind, ablation.epsilon, ablation.via, query_hook(model, ablation.kind)
-    )
+    mask = ablation.mask(model.n_layers, model.n_heads)
+    return ablation_hooks(mask, ablation.method, query_hook(model, ablation.kind))
 
 
 @contextmanager

@@ -207,27 +207,17 @@ AnyAblation = Ablation | PromptAblations
 def _ablation_dict(ablation: AnyAblation | None) -> dict[str, Any]:
     if ablation is None:
         return {"heads": [], "kind": None, "epsilon": None, "via": None}
-    described = {
-        "heads": [str(h) for h in _heads_of(ablation)],
-        "kind": ablation.kind,
-        "epsilon": ablation.epsilon,
-        "via": ablation.via,
-    }
-    if isinstance(ablation, PromptAblations):
-        described["per_prompt"] = [[str(h) for h in row] for row in ablation.heads]
-    return described
+    return ablation.to_json()
 
 
 def _heads_of(ablation: AnyAblation | None) -> tuple[Head, ...]:
     """The ablated heads (for per-prompt ablations: every head ablated for some prompt)."""
-    if ablation is None:
-        return ()
-    return ablation.all_heads() if isinstance(ablation, PromptAblations) else ablation.heads
+    return () if ablation is None else ablation.all_heads()
 
 
 def _rows(ablation: AnyAblation | None, start: int, stop: int) -> AnyAblation | None:
     """The part of ``ablation`` that applies to prompts ``start .. stop-1``."""
-    return ablation.rows(start, stop) if isinstance(ablation, PromptAblations) else ablation
+    return None if ablation is None else ablation.rows(start, stop)
 
 
 def _keyword_verdicts(
@@ -494,7 +484,7 @@ def _active(
     of ``prompts``); None when it ablates nothing."""
     if ablation is None or not _heads_of(ablation):
         return None
-    if isinstance(ablation, PromptAblations) and len(ablation) != len(prompts):
+    if ablation.per_prompt is not None and len(ablation.per_prompt) != len(prompts):
         raise InputError(
             f"The per-prompt ablation has {len(ablation)} rows for {len(prompts)} prompts; "
             "give one head list per prompt, in the prompts' order."
@@ -735,7 +725,7 @@ def asr_curve(
     config = config or GenerationConfig()
     model.check_context(prompts, config.template, config.system, config.max_new_tokens)
     judge = _bound_judge(judge, model, config)
-    if isinstance(ablation, PromptAblations):
+    if ablation is not None and ablation.per_prompt is not None:
         raise TypeError("asr_curve takes one head order (an Ablation), not PromptAblations.")
     if _active(model, ablation) is None:
         raise InputError("asr_curve needs an ablation with at least one head (the order).")

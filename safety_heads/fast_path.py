@@ -40,16 +40,15 @@ Two more savings:
 4. The last layer's MLP runs on the last position only: nothing reads the others.
 """
 
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, get_args
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from safety_heads.ablation import AblationKind, UniformVia, ablation_hooks, query_hook
+from safety_heads.ablation import AblationMethod, ablation_hooks, query_hook
 from safety_heads.errors import InputError
 from safety_heads.forward import unembed_float32
 from safety_heads.prompts import TokenBatch, encode_prompts
@@ -143,14 +142,12 @@ def _layer_hooks(
     model: Any,
     mask: Bool[Tensor, "rows n_layers n_heads"],
     first_layer: int,
-    kind: str,
-    epsilon: float,
-    via: str,
+    method: AblationMethod,
 ) -> list:
     """Ablation hooks for layers ``first_layer`` on (earlier layers do not run)."""
     trimmed = mask.clone()
     trimmed[:, :first_layer] = False
-    return ablation_hooks(trimmed, kind, epsilon, via, query_hook(model, kind))
+    return ablation_hooks(trimmed, method, query_hook(model, method.kind))
 
 
 def _last_position_hook(n_layers: int) -> tuple[str, Any]:
@@ -241,9 +238,7 @@ def cache_group(
     index: Sequence[int],
     batch: TokenBatch,
     fixed: Bool[Tensor, "n_layers n_heads"],
-    kind: str,
-    epsilon: float,
-    via: str,
+    method: AblationMethod,
 ) -> PromptGroup:
     """One full pass over ``batch`` with the ``fixed`` heads ablated, caching residuals."""
     batch = batch.to(model.device)
@@ -258,7 +253,7 @@ def cache_group(
 
     hooks = [(f"blocks.{layer}.hook_resid_pre", keep(layer)) for layer in range(model.n_layers)]
     if bool(fixed.any()):
-        hooks += ablation_hooks(fixed, kind, epsilon, via, query_hook(model, kind))
+        hooks += ablation_hooks(fixed, method, query_hook(model, method.kind))
     with model.bridge.hooks(fwd_hooks=hooks):
         output = _decoder(model)(
             input_ids=batch.input_ids,
@@ -280,9 +275,7 @@ def suffix_hidden(
     layer: int,
     rows: Int[Tensor, " rows"],
     mask: Bool[Tensor, "rows n_layers n_heads"],
-    kind: str,
-    epsilon: float,
-    via: str,
+    method: AblationMethod,
     opening: int = 0,
 ) -> Float[Tensor, "rows d_model"]:
     """Final-norm last-position hidden states of ``rows`` (prompt indices within the
@@ -305,9 +298,9 @@ def suffix_hidden(
             group.resid_pre[layer][rows],
             group.batch.attention_mask[rows],
             group.batch.position_ids[rows],
-            _layer_hooks(model, mask, layer, kind, epsilon, via),
+            _layer_hooks(model, mask, layer, method),
         )
-    return _shared_opening_hidden(model, group, layer, rows, mask, kind, epsilon, via, opening)
+    return _shared_opening_hidden(model, group, layer, rows, mask, method, opening)
 
 
 def _shared_opening_hidden(
@@ -316,9 +309,7 @@ def _shared_opening_hidden(
     layer: int,
     rows: Int[Tensor, " rows"],
     mask: Bool[Tensor, "rows n_layers n_heads"],
-    kind: str,
-    epsilon: float,
-    via: str,
+    method: AblationMethod,
     opening: int,
 ) -> Float[Tensor, "rows d_model"]:
     """:func:`suffix_hidden` in two passes: the shared opening once per distinct ablation,
@@ -343,7 +334,7 @@ def _shared_opening_hidden(
         resid[unpadded, :opening].expand(len(distinct), -1, -1),
         _additive_mask(causal.expand(len(distinct), -1, -1), dtype),
         torch.arange(opening, device=device).expand(len(distinct), -1),
-        _layer_hooks(model, opening_mask, layer, kind, epsilon, via),
+        _layer_hooks(model, opening_mask, layer, method),
         past,
     )
 
@@ -368,7 +359,7 @@ def _shared_opening_hidden(
         resid[rows, opening:],
         _additive_mask(visible, dtype),
         group.batch.position_ids[rows, opening:],  # the prompt's own positions: P, P+1, ...
-        _layer_hooks(model, mask, layer, kind, epsilon, via),
+        _layer_hooks(model, mask, layer, method),
         past,
     )
 
@@ -391,7 +382,7 @@ def row_chunks(n_rows: int, width: int, max_tokens: int) -> Iterator[slice]:
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    """How heads are ablated while scoring, and how the work is batched.
+    """How heads are ablated while scoring (``method``), and how the work is batched.
 
     ``max_batch_tokens`` bounds one pass (rows x prompt width); ``max_group_prompts``
     bounds how many prompts share one residual cache. ``min_shared_tokens``: when the
@@ -402,20 +393,12 @@ class ScoreSettings:
     the scores beyond float rounding; they trade memory or overhead for speed.
     """
 
-    kind: str = "undifferentiated"
-    epsilon: float = 1e-5
-    via: str = "query"
+    method: AblationMethod = AblationMethod()
     max_batch_tokens: int | None = None  # None: from the memory free now (batch_budget)
     max_group_prompts: int = 64
     min_shared_tokens: int | None = 8
 
     def __post_init__(self) -> None:
-        if self.kind not in get_args(AblationKind):
-            raise InputError(f"kind={self.kind!r} is not one of {get_args(AblationKind)}.")
-        if self.via not in get_args(UniformVia):
-            raise InputError(f"via={self.via!r} is not one of {get_args(UniformVia)}.")
-        if not math.isfinite(self.epsilon) or self.epsilon <= 0:
-            raise InputError(f"epsilon must be a finite number > 0, got {self.epsilon!r}.")
         for name in ("max_batch_tokens", "max_group_prompts"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -434,10 +417,8 @@ class ScoreSettings:
 
     def provenance(self) -> dict[str, Any]:
         """The settings that change results (batching does not)."""
-        return {"ablation": self.kind, "epsilon": self.epsilon, "via": self.via}
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        method = self.method
+        return {"ablation": method.kind, "epsilon": method.epsilon, "via": method.via}
 
 
 def build_groups(
@@ -448,7 +429,7 @@ def build_groups(
 ) -> list[PromptGroup]:
     """Length-sorted prompt groups with residuals cached under the ``fixed`` ablation."""
     return [
-        cache_group(model, index, batch, fixed, settings.kind, settings.epsilon, settings.via)
+        cache_group(model, index, batch, fixed, settings.method)
         for index, batch in prompt_groups(model.tokenizer, texts, settings.max_group_prompts)
     ]
 
@@ -534,9 +515,7 @@ def layer_hidden(
                 layer,
                 prompt_of_row[part],
                 mask,
-                settings.kind,
-                settings.epsilon,
-                settings.via,
+                settings.method,
                 opening if shares else 0,
             )
             if out is None:

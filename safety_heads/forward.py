@@ -73,7 +73,7 @@ def next_token_logprobs(
 
 
 def _check_rows(batch: TokenBatch, ablation: Ablation | PromptAblations | None) -> None:
-    if isinstance(ablation, PromptAblations) and len(ablation) != len(batch):
+    if ablation is not None and ablation.per_prompt is not None and len(ablation) != len(batch):
         raise InputError(
             f"The per-prompt ablation has {len(ablation)} rows but the batch has {len(batch)} "
             "prompts; pass the rows of exactly these prompts (PromptAblations.rows)."

@@ -31,6 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from safety_heads.ablation import AblationMethod
 from safety_heads.checkpoint import Checkpoint, write_json_atomic
 from safety_heads.errors import InputError
 from safety_heads.fast_path import ScoreSettings, build_groups, group_hidden, layer_hidden
@@ -212,7 +213,7 @@ def sahara(
     speed and memory (:class:`~safety_heads.fast_path.ScoreSettings`).
     """
     settings = ScoreSettings(
-        kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
+        AblationMethod(kind, epsilon, via), max_batch_tokens, max_group_prompts, min_shared_tokens
     )
     if select not in SELECT_MODES:
         raise InputError(f"select={select!r} is not one of {SELECT_MODES}.")

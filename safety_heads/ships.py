@@ -37,7 +37,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from safety_heads.ablation import PromptAblations
+from safety_heads.ablation import AblationMethod, PromptAblations
 from safety_heads.checkpoint import Checkpoint
 from safety_heads.errors import InputError
 from safety_heads.fast_path import (
@@ -268,7 +268,7 @@ def ships(
     speed and memory (:class:`~safety_heads.fast_path.ScoreSettings`).
     """
     settings = ScoreSettings(
-        kind, epsilon, via, max_batch_tokens, max_group_prompts, min_shared_tokens
+        AblationMethod(kind, epsilon, via), max_batch_tokens, max_group_prompts, min_shared_tokens
     )
     if top_k < 1:
         raise InputError(f"top_k must be >= 1, got {top_k}.")

@@ -339,7 +339,7 @@ def test_interrupted_curve_resumes(tiny, tmp_path, count_generate):
     )
     assert len(count_generate) == 4  # 8 batches in all, 4 finished before the crash
     fresh = asr_curve(tiny.model, PROMPTS, order, judge=FlakyJudge(), config=SHORT, progress=False)
-    assert resumed.to_json() == fresh.to_dict()
+    assert resumed.to_json() == fresh.to_json()
 
 
 # --- each prompt with its own heads (the paper's per-query setting) ---------------------

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import HARMFUL
 
-from safety_heads.ablation import Ablation
+from safety_heads.ablation import Ablation, AblationMethod
 from safety_heads.fast_path import ScoreSettings, build_groups, shared_opening_length, suffix_hidden
 from safety_heads.heads import Head
 from safety_heads.per_head_loop import last_hidden_reference, ships_reference
@@ -83,13 +83,15 @@ def test_shared_opening_equals_full_passes(tiny, kind, via):
     fixed[0, 1] = fixed[2, 3] = True
     fixed_heads = [Head(0, 1), Head(2, 3)]
     texts = [model.format(p, "direct") for p in LONG_OPENING]
-    (group,) = build_groups(model, texts, fixed, ScoreSettings(kind, via=via))
+    (group,) = build_groups(model, texts, fixed, ScoreSettings(AblationMethod(kind, via=via)))
     assert group.shared >= 12 and group.batch.attention_mask.sum(-1).unique().numel() > 1
     prompts = [LONG_OPENING[i] for i in group.index.tolist()]
     for layer in range(4):
         rows, mask, heads = _rows_and_masks(fixed, layer, len(prompts))
-        plain = suffix_hidden(model, group, layer, rows, mask, kind, 1e-5, via)
-        shared = suffix_hidden(model, group, layer, rows, mask, kind, 1e-5, via, group.shared)
+        plain = suffix_hidden(model, group, layer, rows, mask, AblationMethod(kind, 1e-5, via))
+        shared = suffix_hidden(
+            model, group, layer, rows, mask, AblationMethod(kind, 1e-5, via), group.shared
+        )
         assert torch.allclose(shared, plain, atol=1e-5, rtol=0)
         for slot, head in enumerate(heads):
             ablation = Ablation((*fixed_heads, Head(layer, head)), kind, 1e-5, via)
@@ -106,13 +108,13 @@ def test_a_shorter_opening_than_shared_is_exact_too(tiny):
     texts = [model.format(p, "direct") for p in LONG_OPENING]
     (group,) = build_groups(model, texts, none, ScoreSettings())
     rows, mask, _ = _rows_and_masks(none, 1, len(texts))
-    ablation = ("undifferentiated", 1e-5, "query")
-    plain = suffix_hidden(model, group, 1, rows, mask, *ablation)
+    method = AblationMethod("undifferentiated", 1e-5, "query")
+    plain = suffix_hidden(model, group, 1, rows, mask, method)
     for opening in (1, group.shared // 2):
-        shared = suffix_hidden(model, group, 1, rows, mask, *ablation, opening=opening)
+        shared = suffix_hidden(model, group, 1, rows, mask, method, opening=opening)
         assert torch.allclose(shared, plain, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="opening"):
-        suffix_hidden(model, group, 1, rows, mask, *ablation, opening=group.shared + 1)
+        suffix_hidden(model, group, 1, rows, mask, method, opening=group.shared + 1)
 
 
 def _count_shared_passes(monkeypatch) -> dict[str, int]:
