@@ -38,6 +38,7 @@ from torch import Tensor
 
 from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
+from safety_heads.interface import HookedChatModel
 
 __all__ = [
     "AblationMethod",
@@ -297,7 +298,7 @@ def query_norm(hf_model: Any) -> str | None:
     return "per_head" if weight is None or weight.numel() == d_head else "across_heads"
 
 
-def query_hook(model: Any, kind: str = "undifferentiated") -> str:
+def query_hook(model: HookedChatModel, kind: str = "undifferentiated") -> str:
     """The hook at which an ablation of ``kind`` reads or scales a head's query.
 
     ``hook_q`` (the query projection's output) on most models. Where the attention
@@ -352,7 +353,7 @@ def ablation_hooks(
     return hooks
 
 
-def hooks_for(model: Any, ablation: Ablation | PromptAblations | None) -> list[Hook]:
+def hooks_for(model: HookedChatModel, ablation: Ablation | PromptAblations | None) -> list[Hook]:
     """The hooks that apply ``ablation`` to ``model`` (a ChatModel); none for ``None``.
 
     With :class:`PromptAblations` the batch must hold exactly its prompts, in order.
@@ -364,7 +365,7 @@ def hooks_for(model: Any, ablation: Ablation | PromptAblations | None) -> list[H
 
 
 @contextmanager
-def ablated(model: Any, ablation: Ablation | PromptAblations | None) -> Iterator[Any]:
+def ablated(model: HookedChatModel, ablation: Ablation | PromptAblations | None) -> Iterator[Any]:
     """Apply ``ablation`` to ``model`` (a ChatModel) inside a ``with`` block.
 
     A :class:`PromptAblations` applies row ``i``'s heads to batch row ``i``: run exactly

@@ -25,6 +25,7 @@ from torch import Tensor
 from safety_heads.ablation import Ablation, hooks_for
 from safety_heads.errors import InputError
 from safety_heads.heads import Head, HeadLike, check_heads, map_from_json, map_to_json, parse_heads
+from safety_heads.interface import HookedChatModel
 
 __all__ = ["AttentionPatterns", "attention_patterns", "attention_view"]
 
@@ -105,7 +106,9 @@ def _token_texts(tokenizer: Any, ids: Sequence[int]) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def _patterns(model: Any, batch: Any, heads: Sequence[Head], ablation: Ablation | None) -> Tensor:
+def _patterns(
+    model: HookedChatModel, batch: Any, heads: Sequence[Head], ablation: Ablation | None
+) -> Tensor:
     """The patterns of ``heads`` on the one-prompt ``batch``: ``[heads, pos, pos]``."""
     kept: dict[int, Tensor] = {}
 
@@ -122,7 +125,7 @@ def _patterns(model: Any, batch: Any, heads: Sequence[Head], ablation: Ablation 
 
 
 def attention_patterns(
-    model: Any,
+    model: HookedChatModel,
     prompt: str,
     heads: Sequence[HeadLike] | str,
     *,

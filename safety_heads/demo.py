@@ -43,13 +43,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 from tqdm.auto import tqdm
 
 from safety_heads.ablation import Ablation, AblationKind
 from safety_heads.errors import InputError
 from safety_heads.heads import Head
+from safety_heads.interface import HookedChatModel
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "DEFAULT_MODEL", "DEFAULT_BASE", "DEMO_FILES"]
 
@@ -147,7 +148,7 @@ class DemoResult:
         return self.files["report"]
 
 
-def _export_done(folder: Path, model: Any, ablation: Ablation) -> bool:
+def _export_done(folder: Path, model: HookedChatModel, ablation: Ablation) -> bool:
     """Whether ``folder`` already holds this export (same source, heads, kind, epsilon)."""
     from safety_heads.export import EXPORT_NOTE
 

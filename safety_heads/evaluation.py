@@ -44,6 +44,7 @@ from safety_heads.checkpoint import Checkpoint
 from safety_heads.errors import InputError
 from safety_heads.forward import generate, next_token_logprobs
 from safety_heads.heads import Head, check_heads
+from safety_heads.interface import HookedChatModel
 from safety_heads.judges import (
     EXPLICIT_REFUSAL_PHRASES,
     ContentJudge,
@@ -478,7 +479,7 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
 
 
 def _active(
-    model: Any, ablation: AnyAblation | None, prompts: Sequence[str] = ()
+    model: HookedChatModel, ablation: AnyAblation | None, prompts: Sequence[str] = ()
 ) -> AnyAblation | None:
     """``ablation`` checked against the model's shape (and, per prompt, against the number
     of ``prompts``); None when it ablates nothing."""
@@ -500,7 +501,7 @@ def _batch_seed(seed: int, index: int) -> int:
 
 
 def _run_settings(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     ablation: AnyAblation | None,
     config: GenerationConfig,
@@ -519,7 +520,7 @@ def _run_settings(
     }
 
 
-def _bound_judge(judge: Any, model: Any, config: GenerationConfig) -> Judge:
+def _bound_judge(judge: Any, model: HookedChatModel, config: GenerationConfig) -> Judge:
     """``judge`` as :func:`~safety_heads.judges.as_judge` makes it, a
     :class:`~safety_heads.judges.ContentJudge` (the default) reading coherence with the
     evaluated model, as it was before any ablation, with the generation's prompt format."""
@@ -537,7 +538,7 @@ def _checkpoint(out: str | Path | None, kind: str, settings: dict[str, Any]) -> 
 
 
 def _generate_batch(
-    model: Any,
+    model: HookedChatModel,
     queries: Sequence[str],
     ablation: AnyAblation | None,
     config: GenerationConfig,
@@ -557,7 +558,7 @@ def _generate_batch(
 
 
 def _batch_kl(
-    model: Any, batch: TokenBatch, ablation: AnyAblation | None
+    model: HookedChatModel, batch: TokenBatch, ablation: AnyAblation | None
 ) -> Float[Tensor, "batch"]:  # noqa: F821
     if ablation is None:
         return torch.zeros(len(batch))
@@ -567,7 +568,7 @@ def _batch_kl(
 
 
 def _run_batches(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     ablation: AnyAblation | None,
     judge: Judge,
@@ -628,7 +629,7 @@ def _run_batches(
 
 
 def generate_responses(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     ablation: AnyAblation | None = None,
     config: GenerationConfig | None = None,
@@ -655,7 +656,7 @@ def generate_responses(
 
 
 def evaluate_asr(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     ablation: AnyAblation | None = None,
     *,
@@ -708,7 +709,7 @@ def evaluate_asr(
 
 
 def asr_curve(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     ablation: Ablation,
     *,
@@ -765,7 +766,7 @@ def asr_curve(
 
 @torch.no_grad()
 def next_token_kl(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     ablation: AnyAblation | None,
     *,
@@ -789,7 +790,7 @@ def next_token_kl(
 
 
 def side_effects(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     ablation: AnyAblation | None,
     *,
@@ -835,7 +836,7 @@ def side_effects(
 
 
 def zero_shot_utility(
-    model: Any,
+    model: HookedChatModel,
     ablation: Ablation | None = None,
     tasks: Sequence[str] = UTILITY_TASKS,
     *,

@@ -41,6 +41,7 @@ from typing import Any
 from safety_heads.ablation import Ablation
 from safety_heads.errors import InputError, OutputExistsError
 from safety_heads.heads import Head, check_heads
+from safety_heads.interface import HookedChatModel
 from safety_heads.surgery import ablate_weights, check_weight_edit, touched_parameters
 
 __all__ = [
@@ -69,7 +70,7 @@ def _version() -> str:
         return "unknown"
 
 
-def load_ablated_hf(model: Any, ablation: Ablation | None) -> Any:
+def load_ablated_hf(model: HookedChatModel, ablation: Ablation | None) -> Any:
     """A fresh, un-hooked Hugging Face copy of ``model`` with ``ablation`` in its weights.
 
     ``model`` is a ChatModel (``source``, ``dtype`` are read); the copy is loaded on the CPU
@@ -200,7 +201,7 @@ def check_export_target(out: Path, overwrite: bool) -> Path:
 
 
 def export_ablated(
-    model: Any,
+    model: HookedChatModel,
     ablation: Ablation,
     out: str | os.PathLike[str],
     *,

@@ -51,6 +51,7 @@ from torch import Tensor
 from safety_heads.ablation import AblationMethod, ablation_hooks, query_hook
 from safety_heads.errors import InputError
 from safety_heads.forward import unembed_float32
+from safety_heads.interface import HookedChatModel
 from safety_heads.prompts import TokenBatch, encode_prompts
 
 __all__ = [
@@ -123,7 +124,7 @@ def shared_opening_length(batch: TokenBatch) -> int:
     return min(common, shortest - 1)
 
 
-def _sees_whole_prompts(model: Any, width: int) -> bool:
+def _sees_whole_prompts(model: HookedChatModel, width: int) -> bool:
     """Whether every layer attends to all of a ``width``-token prompt. A sliding window
     shorter than that would have to be part of the shared path's explicit mask, which does
     not model one; such groups keep the plain path (the decoder builds their masks)."""
@@ -133,13 +134,13 @@ def _sees_whole_prompts(model: Any, width: int) -> bool:
     return window is None or window >= width
 
 
-def _decoder(model: Any) -> Any:
+def _decoder(model: HookedChatModel) -> Any:
     hf_model = model.hf_model
     return hf_model.get_decoder() if hasattr(hf_model, "get_decoder") else hf_model.model
 
 
 def _layer_hooks(
-    model: Any,
+    model: HookedChatModel,
     mask: Bool[Tensor, "rows n_layers n_heads"],
     first_layer: int,
     method: AblationMethod,
@@ -203,7 +204,7 @@ class _OpeningKeysValues:
 
 
 def _run_layers(
-    model: Any,
+    model: HookedChatModel,
     first_layer: int,
     hidden: Float[Tensor, "rows pos d_model"],
     attention_mask: Tensor,
@@ -234,7 +235,7 @@ def _run_layers(
 
 @torch.no_grad()
 def cache_group(
-    model: Any,
+    model: HookedChatModel,
     index: Sequence[int],
     batch: TokenBatch,
     fixed: Bool[Tensor, "n_layers n_heads"],
@@ -270,7 +271,7 @@ def cache_group(
 
 @torch.no_grad()
 def suffix_hidden(
-    model: Any,
+    model: HookedChatModel,
     group: PromptGroup,
     layer: int,
     rows: Int[Tensor, " rows"],
@@ -304,7 +305,7 @@ def suffix_hidden(
 
 
 def _shared_opening_hidden(
-    model: Any,
+    model: HookedChatModel,
     group: PromptGroup,
     layer: int,
     rows: Int[Tensor, " rows"],
@@ -366,7 +367,7 @@ def _shared_opening_hidden(
 
 @torch.no_grad()
 def unembed_logprobs(
-    model: Any, hidden: Float[Tensor, "rows d_model"]
+    model: HookedChatModel, hidden: Float[Tensor, "rows d_model"]
 ) -> Float[Tensor, "rows d_vocab"]:
     """Next-token log-probabilities (float32, the output layer too) from final-norm hidden
     states."""
@@ -422,7 +423,7 @@ class ScoreSettings:
 
 
 def build_groups(
-    model: Any,
+    model: HookedChatModel,
     texts: Sequence[str],
     fixed: Bool[Tensor, "n_layers n_heads"],
     settings: ScoreSettings,
@@ -462,7 +463,7 @@ def free_memory(device: torch.device) -> int:
     return 4 << 30  # not Linux: assume 4 GiB
 
 
-def batch_budget(model: Any, width: int, share: float = 0.5) -> int:
+def batch_budget(model: HookedChatModel, width: int, share: float = 0.5) -> int:
     """Tokens (rows x prompt width) per layer-suffix pass that fit in ``share`` of the free
     memory (:func:`free_memory`), at most :data:`GPU_BATCH_TOKENS` on a GPU and
     :data:`CPU_BATCH_TOKENS` on a CPU. Per token, one layer holds about 8 hidden-sized
@@ -481,7 +482,7 @@ def batch_budget(model: Any, width: int, share: float = 0.5) -> int:
 
 
 def layer_hidden(
-    model: Any,
+    model: HookedChatModel,
     groups: Sequence[PromptGroup],
     layer: int,
     heads: Sequence[int],

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from safety_heads.ablation import Ablation, PromptAblations, ablated
 from safety_heads.errors import InputError
+from safety_heads.interface import HookedChatModel
 from safety_heads.prompts import TokenBatch, left_padded, tokenize_prompt
 
 __all__ = [
@@ -30,7 +31,7 @@ FINAL_NORM_HOOK = "ln_final.hook_out"  # the final norm's output, what the outpu
 
 
 def unembed_float32(
-    model: Any, hidden: Float[Tensor, "rows d_model"]
+    model: HookedChatModel, hidden: Float[Tensor, "rows d_model"]
 ) -> Float[Tensor, "rows d_vocab"]:
     """Logits from final-norm hidden states, computed in float32 whatever the model's dtype.
 
@@ -53,7 +54,7 @@ def unembed_float32(
 
 @torch.no_grad()
 def next_token_logprobs(
-    model: Any, batch: TokenBatch, ablation: Ablation | PromptAblations | None = None
+    model: HookedChatModel, batch: TokenBatch, ablation: Ablation | PromptAblations | None = None
 ) -> Float[Tensor, "batch d_vocab"]:
     """Log-probabilities of the token after each prompt, float32 (the output layer too, see
     :func:`unembed_float32`), with ``ablation`` applied."""
@@ -97,7 +98,7 @@ def _cut_at_eos(row: Sequence[int], eos: int | None) -> tuple[int, ...]:
 
 @torch.no_grad()
 def generate(
-    model: Any,
+    model: HookedChatModel,
     batch: TokenBatch,
     ablation: Ablation | PromptAblations | None = None,
     *,
@@ -138,7 +139,7 @@ def generate(
 
 @torch.no_grad()
 def answer_logprobs(
-    model: Any,
+    model: HookedChatModel,
     prompt_texts: Sequence[str],
     answers: Sequence[str],
     max_answer_tokens: int | None = None,

@@ -21,6 +21,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
+from safety_heads.interface import HookedChatModel
 
 __all__ = [
     "Head",
@@ -121,7 +122,7 @@ def check_heads(heads: Iterable[Head], n_layers: int, n_heads: int) -> None:
 
 
 def candidate_mask(
-    model: Any, heads: Sequence[HeadLike] | str | None
+    model: HookedChatModel, heads: Sequence[HeadLike] | str | None
 ) -> Bool[Tensor, "n_layers n_heads"]:
     """Which heads to score: all of them (``None``) or the given subset."""
     if heads is None:

@@ -7,7 +7,6 @@ measure it (``benchmarks/``); use :func:`safety_heads.ships.ships` and
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -16,13 +15,14 @@ from torch import Tensor
 from safety_heads.ablation import Ablation
 from safety_heads.forward import next_token_logprobs
 from safety_heads.heads import Head
+from safety_heads.interface import HookedChatModel
 from safety_heads.principal import principal_angle_score
 
 __all__ = ["ships_reference", "generalized_ships_reference", "last_hidden_reference"]
 
 
 def ships_reference(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     heads: Sequence[Head],
     *,
@@ -43,7 +43,11 @@ def ships_reference(
 
 @torch.no_grad()
 def last_hidden_reference(
-    model: Any, prompts: Sequence[str], ablation: Ablation | None, *, template: str = "chat"
+    model: HookedChatModel,
+    prompts: Sequence[str],
+    ablation: Ablation | None,
+    *,
+    template: str = "chat",
 ) -> Float[Tensor, "prompts d_model"]:
     """Final-norm hidden state at the last position, one full pass per prompt."""
     from safety_heads.ablation import ablated
@@ -62,7 +66,7 @@ def last_hidden_reference(
 
 
 def generalized_ships_reference(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     heads: Sequence[Head],
     *,

@@ -44,6 +44,7 @@ from safety_heads.heads import (
     map_to_json,
     ranked,
 )
+from safety_heads.interface import HookedChatModel
 from safety_heads.models import model_identity
 from safety_heads.principal import principal_angle_score
 
@@ -184,7 +185,7 @@ def _best(selection: Tensor) -> Head:
 
 
 def sahara(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     *,
     steps: int = 3,
@@ -297,6 +298,8 @@ def sahara(
     return result
 
 
-def generalized_ships(model: Any, prompts: Sequence[str], **options: Any) -> SaharaResult:
+def generalized_ships(
+    model: HookedChatModel, prompts: Sequence[str], **options: Any
+) -> SaharaResult:
     """Generalized Ships of every head alone: a one-step Sahara; the map is ``.scores``."""
     return sahara(model, prompts, steps=1, **options)

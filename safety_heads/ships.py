@@ -56,6 +56,7 @@ from safety_heads.heads import (
     map_to_json,
     ranked,
 )
+from safety_heads.interface import HookedChatModel
 from safety_heads.models import model_identity
 
 __all__ = ["ships", "ShipsResult"]
@@ -242,7 +243,7 @@ def _ships_layer(model, groups, base_logprobs, layer, heads, fixed, settings) ->
 
 
 def ships(
-    model: Any,
+    model: HookedChatModel,
     prompts: Sequence[str],
     *,
     template: str = "chat",
