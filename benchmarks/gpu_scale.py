@@ -36,14 +36,15 @@ SHAPES = {  # hidden, layers, heads, intermediate
 }
 
 
-def random_model(shape: str, device: str, dtype: torch.dtype):
-    """A random Llama of ``shape`` built directly on ``device`` in ``dtype``."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def llama_config(sizes: tuple[int, int, int, int], **more):
+    """The bundled tokenizer and a Llama config of ``(hidden, layers, heads, intermediate)``
+    for it (random weights are built from it; nothing is downloaded)."""
+    from transformers import AutoTokenizer, LlamaConfig
 
     from safety_heads.cache import bundled_base_folder
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_base_folder()))
-    hidden, layers, heads, intermediate = SHAPES[shape]
+    hidden, layers, heads, intermediate = sizes
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -51,15 +52,26 @@ def random_model(shape: str, device: str, dtype: torch.dtype):
         num_attention_heads=heads,
         num_key_value_heads=heads,
         intermediate_size=intermediate,
-        max_position_embeddings=4096,
-        initializer_range=0.02 if shape != "tiny" else 0.15,
         tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        attn_implementation="eager",
+        **more,
     )
     config.architectures = ["LlamaForCausalLM"]
+    return tokenizer, config
+
+
+def random_model(shape: str, device: str, dtype: torch.dtype):
+    """A random Llama of ``shape`` built directly on ``device`` in ``dtype``."""
+    from transformers import LlamaForCausalLM
+
+    tokenizer, config = llama_config(
+        SHAPES[shape],
+        max_position_embeddings=4096,
+        initializer_range=0.02 if shape != "tiny" else 0.15,
+        attn_implementation="eager",
+    )
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # never a float32 copy of a 7B model

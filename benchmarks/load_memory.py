@@ -55,25 +55,10 @@ print(json.dumps({"rss_above_imports": status("VmHWM") - start, "gpu_peak": gpu}
 def make_model(folder: Path, size: str) -> int:
     """A random Llama of ``size`` saved in bf16 with the bundled tokenizer; its parameters."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from gpu_scale import llama_config  # the same random Llama, another size
+    from transformers import LlamaForCausalLM
 
-    from safety_heads.cache import bundled_base_folder
-
-    tokenizer = AutoTokenizer.from_pretrained(str(bundled_base_folder()))
-    hidden, layers, heads, intermediate = SIZES[size]
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        intermediate_size=intermediate,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    config.architectures = ["LlamaForCausalLM"]
+    tokenizer, config = llama_config(SIZES[size])
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(str(folder))

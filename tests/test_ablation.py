@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import HARMFUL
+from conftest import HARMFUL, hf_logprobs
 
 from safety_heads import Ablation, ablate_weights, ablated, touched_parameters
 from safety_heads.forward import _cut_at_eos, generate, next_token_logprobs
 from safety_heads.heads import Head
 
 TOL = 1e-4
-
-
-def hf_logprobs(hf_model, batch) -> torch.Tensor:
-    with torch.no_grad():
-        logits = hf_model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-        ).logits
-    return logits[:, -1].float().log_softmax(-1)
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:

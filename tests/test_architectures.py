@@ -10,7 +10,7 @@ import copy
 
 import pytest
 import torch
-from conftest import HARMFUL
+from conftest import HARMFUL, hf_logprobs
 
 import safety_heads as sh
 from safety_heads import Ablation, ChatModel, ablate_weights
@@ -81,16 +81,6 @@ def family(request, tokenizer):
 @pytest.fixture(scope="module")
 def batch(family):
     return family[1].encode(HARMFUL, template="chat")
-
-
-def hf_logprobs(hf_model, batch):
-    with torch.no_grad():
-        logits = hf_model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-        ).logits
-    return logits[:, -1].float().log_softmax(-1)
 
 
 def test_the_bridge_reproduces_hugging_face(family, batch):

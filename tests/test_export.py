@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HARMFUL
+from conftest import HARMFUL, hf_logprobs
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from safety_heads import Ablation, load_model, touched_parameters
@@ -36,16 +36,6 @@ def source_model(tiny, tokenizer, tmp_path_factory):
 @pytest.fixture(scope="module")
 def batch(source_model):
     return source_model.encode(HARMFUL)
-
-
-def hf_logprobs(hf_model, batch) -> torch.Tensor:
-    with torch.no_grad():
-        logits = hf_model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-        ).logits
-    return logits[:, -1].float().log_softmax(-1)
 
 
 def folder_digest(folder: Path) -> dict[str, str]:

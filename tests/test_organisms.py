@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import safety_heads as sh
 import safety_heads.organisms as organisms
-import safety_heads.organisms.loading as loading
+import safety_heads.organisms.catalogue as catalogue
 import safety_heads.organisms.training as training
 from safety_heads import load_model
 from safety_heads.evaluation import GenerationConfig, generate_responses
@@ -69,7 +69,7 @@ BUILT = [name for name in ORGANISMS if (organism_folder(name) / WEIGHTS_FILE).is
 
 def test_every_organism_is_shipped_and_a_missing_one_says_how_to_build_it(monkeypatch, tmp_path):
     assert set(BUILT) == set(ORGANISMS)
-    monkeypatch.setattr(loading, "organism_folder", lambda name: tmp_path / name)
+    monkeypatch.setattr(catalogue, "organism_folder", lambda name: tmp_path / name)
     with pytest.raises(sh.ModelLoadError, match="organism build smollm2-refusal-b"):
         sh.load_model("smollm2-refusal-b")
 

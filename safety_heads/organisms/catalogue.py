@@ -61,8 +61,8 @@ def organism_folder(name: str) -> Path:
 
 def organism_path(source: str | Path) -> Path:
     """The folder of an organism: a shipped one by name, or a folder a build wrote."""
-    if isinstance(source, str) and source in ORGANISMS:
-        return organism_folder(source)
+    if is_shipped(source):
+        return organism_folder(str(source))
     path = Path(source).expanduser()
     if not is_organism_folder(path):
         raise InputError(
@@ -83,18 +83,30 @@ def is_organism_folder(path: Path) -> bool:
     )
 
 
+def is_shipped(source: str | Path) -> bool:
+    """Whether ``source`` names a shipped organism (rather than a build's folder)."""
+    return isinstance(source, str) and source in ORGANISMS
+
+
+def organism_file(
+    source: str | Path, filename: str, missing: type[Exception] = MissingFileError
+) -> Path:
+    """``filename`` (the card or the weights) of a shipped organism or a build's folder; a
+    shipped organism without it raises ``missing`` with how to build it."""
+    if not is_shipped(source):
+        return organism_path(source) / filename
+    path = organism_folder(str(source)) / filename
+    if not path.is_file():
+        raise missing(
+            f"Organism {source!r} is not built: {path} is missing. Build it with "
+            f"`safety-heads organism build {source}`."
+        )
+    return path
+
+
 def read_card(source: str | Path) -> dict[str, Any]:
     """The card of a shipped organism (by name) or of a build's folder."""
-    if isinstance(source, str) and source in ORGANISMS:
-        path = organism_folder(source) / CARD_FILE
-        if not path.is_file():
-            raise MissingFileError(
-                f"Organism {source!r} is not built: {path} is missing. Build it with "
-                f"`safety-heads organism build {source}`."
-            )
-    else:
-        path = organism_path(source) / CARD_FILE
-    return json.loads(path.read_text())
+    return json.loads(organism_file(source, CARD_FILE).read_text())
 
 
 def planted_heads(card: dict[str, Any]) -> tuple[Head, ...]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_heads.errors import InputError
-from safety_heads.organisms.catalogue import CARD_FILE, ORGANISMS, organism_path, read_card
+from safety_heads.organisms.catalogue import CARD_FILE, is_shipped, organism_path, read_card
 from safety_heads.organisms.recipes import RECIPES, Recipe
 from safety_heads.organisms.splits import (
     NEAR_DUPLICATE,
@@ -79,7 +79,7 @@ def evaluate_organism(
     from safety_heads.judges import ContentJudge, KeywordJudge
     from safety_heads.models import load_model
 
-    shipped = isinstance(source, str) and source in ORGANISMS
+    shipped = is_shipped(source)
     folder = organism_path(source)
     name = read_card(source)["name"]
     if name not in RECIPES:

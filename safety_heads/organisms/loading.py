@@ -15,9 +15,9 @@ from safety_heads.cache import bundled_base_folder, cache_dir, cached_folder, fi
 from safety_heads.cache import weights_digest as base_weights_digest
 from safety_heads.errors import ModelLoadError
 from safety_heads.organisms.catalogue import (
-    ORGANISMS,
     WEIGHTS_FILE,
-    organism_folder,
+    is_shipped,
+    organism_file,
     organism_path,
     read_card,
 )
@@ -37,19 +37,11 @@ def organism_source(name: str, weights: Path, base: Path) -> dict[str, Any]:
 
 
 def _weights(source: str | Path) -> Path:
-    if isinstance(source, str) and source in ORGANISMS:
-        weights = organism_folder(source) / WEIGHTS_FILE
-        if not weights.is_file():
-            raise ModelLoadError(
-                f"Organism {source!r} is not built ({weights} is missing); build it with "
-                f"`safety-heads organism build {source}`."
-            )
-        return weights
-    return organism_path(source) / WEIGHTS_FILE
+    return organism_file(source, WEIGHTS_FILE, ModelLoadError)
 
 
 def _cache_name(source: str | Path, weights_sha256: str) -> str:
-    if isinstance(source, str) and source in ORGANISMS:
+    if is_shipped(source):
         return source
     # A build's folder: named by its content, so copies of one build share a cache.
     return f"{read_card(source)['name']}-build-{weights_sha256[:12]}"
@@ -84,6 +76,6 @@ def organism_info(source: str | Path) -> dict[str, Any]:
         "card": card,
         "weights_sha256": file_digest(_weights(source)),
     }
-    if not (isinstance(source, str) and source in ORGANISMS):
+    if not is_shipped(source):
         info["folder"] = str(organism_path(source))
     return info
