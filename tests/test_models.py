@@ -5,7 +5,7 @@ import time
 
 import pytest
 import torch
-from conftest import HARMFUL
+from conftest import HARMFUL, hf_logprobs
 
 from safety_heads import Ablation, ModelLoadError, ablate_weights, load_model
 from safety_heads import cache as cache_module
@@ -145,29 +145,19 @@ def bundled_pristine(bundled):
     return AutoModelForCausalLM.from_pretrained(bundled.source, attn_implementation="eager").eval()
 
 
-def _hf_logprobs(hf_model, batch):
-    with torch.no_grad():
-        logits = hf_model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-        ).logits
-    return logits[:, -1].float().log_softmax(-1)
-
-
 def test_bundled_ablations_match_weight_surgery(bundled, bundled_pristine):
     batch = bundled.encode(HARMFUL, template="chat")
     heads = ["8.2", "15.6", "21.4"]
     base = next_token_logprobs(bundled, batch)
-    assert (base - _hf_logprobs(bundled_pristine, batch)).abs().max() < 1e-4
+    assert (base - hf_logprobs(bundled_pristine, batch)).abs().max() < 1e-4
     by_query = next_token_logprobs(bundled, batch, Ablation.of(heads))
     by_pattern = next_token_logprobs(bundled, batch, Ablation.of(heads, via="pattern"))
     assert (by_query - base).abs().max() > 1e-2
     assert (by_query - by_pattern).abs().max() < 1e-3
-    surgery = _hf_logprobs(ablate_weights(bundled_pristine, Ablation.of(heads)), batch)
+    surgery = hf_logprobs(ablate_weights(bundled_pristine, Ablation.of(heads)), batch)
     assert (by_query - surgery).abs().max() < 1e-4
     scaled = next_token_logprobs(bundled, batch, Ablation.of(heads, "scale"))
-    surgery = _hf_logprobs(ablate_weights(bundled_pristine, Ablation.of(heads, "scale")), batch)
+    surgery = hf_logprobs(ablate_weights(bundled_pristine, Ablation.of(heads, "scale")), batch)
     assert (scaled - surgery).abs().max() < 1e-4
 
 
