@@ -4,7 +4,7 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 (ICLR 2025) on TransformerLens ``TransformerBridge`` models.
 """
 
-from safety_heads import organisms, plots
+from safety_heads import organisms, plots, screens
 from safety_heads.ablation import (
     Ablation,
     AblationMethod,
@@ -122,6 +122,7 @@ __all__ = [
     "parse_heads",
     "plots",
     "organisms",
+    "screens",
     "QUERY_TEMPLATE",
     "Rate",
     "read_scores",

@@ -1,0 +1,112 @@
+"""Fast screens: every head scored in a constant number of forward passes.
+
+Exact Ships runs one layer-suffix pass per head; a screen ranks all heads at once, so that
+only its best few need the exact score. One screen so far:
+
+:func:`refusal_direction_scores`
+    Each head's direct contribution, at the last prompt position, to the refusal direction:
+    the difference between the mean final residual stream (before the final norm) on harmful
+    and on harmless prompts, as in Arditi et al. (2024). A head's output at that position is
+    its attention result ``z`` times its slice of the output projection; its score is the
+    mean projection of that output on the unit direction over the harmful prompts, and its
+    contrast the same less the mean over the harmless ones. Two forward passes, no ablation:
+    it measures what a head writes toward refusal, not what removing it changes.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from safety_heads.errors import InputError
+from safety_heads.heads import Head, ranked
+from safety_heads.interface import HookedChatModel
+
+__all__ = ["DirectionScores", "refusal_direction_scores", "head_outputs"]
+
+
+@dataclass(frozen=True)
+class DirectionScores:
+    """Per-head scores of :func:`refusal_direction_scores` (``[n_layers, n_heads]``)."""
+
+    scores: Float[Tensor, "n_layers n_heads"]  # mean projection on harmful prompts
+    contrast: Float[Tensor, "n_layers n_heads"]  # the same less the mean on harmless ones
+    direction: Float[Tensor, " d_model"]  # the unit refusal direction
+    norm: float  # the length of the difference of means before it was made a unit
+
+    def top(self, k: int = 10, by: str = "scores") -> list[Head]:
+        if by not in ("scores", "contrast"):
+            raise InputError(f"by={by!r}: rank by 'scores' or 'contrast'.")
+        return [Head(e["layer"], e["head"]) for e in ranked(getattr(self, by), k)]
+
+
+@torch.no_grad()
+def head_outputs(
+    model: HookedChatModel, prompts: Sequence[str], template: str = "chat", batch_size: int = 16
+) -> tuple[Float[Tensor, "prompts n_layers n_heads d_model"], Float[Tensor, "prompts d_model"]]:
+    """Each head's output at the last prompt position (its ``z`` times its output-projection
+    slice, float32) and the final residual stream there, before the final norm."""
+    weights = [
+        layer.self_attn.o_proj.weight.float()  # [d_model, n_heads * d_head]
+        for layer in model.hf_model.get_decoder().layers
+    ]
+    outputs, finals = [], []
+    last = model.n_layers - 1
+    for start in range(0, len(prompts), batch_size):
+        batch = model.encode(list(prompts[start : start + batch_size]), template)
+        z: dict[int, Tensor] = {}
+        final: list[Tensor] = []
+
+        def keep_z(activation: Tensor, *, hook, z=z) -> None:
+            z[int(hook.name.split(".")[1])] = activation[:, -1].float()  # [batch, heads, d_head]
+
+        def keep_final(activation: Tensor, *, hook, final=final) -> None:
+            final.append(activation[:, -1].float())
+
+        hooks = [(f"blocks.{layer}.attn.hook_z", keep_z) for layer in range(model.n_layers)]
+        hooks.append((f"blocks.{last}.hook_resid_post", keep_final))
+        with model.bridge.hooks(fwd_hooks=hooks):
+            model.bridge(
+                batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+            )
+        per_layer = []
+        for layer in range(model.n_layers):
+            rows, heads, d_head = z[layer].shape
+            w = weights[layer].to(z[layer].device).T.reshape(heads, d_head, -1)
+            per_layer.append(torch.einsum("bhd,hdm->bhm", z[layer], w))  # [batch, heads, d_model]
+        outputs.append(torch.stack(per_layer, dim=1).cpu())
+        finals.append(final[0].cpu())
+    return torch.cat(outputs), torch.cat(finals)
+
+
+def refusal_direction_scores(
+    model: HookedChatModel,
+    harmful: Sequence[str],
+    harmless: Sequence[str],
+    *,
+    template: str = "chat",
+    batch_size: int = 16,
+) -> DirectionScores:
+    """Score every head by its direct contribution to the refusal direction (module
+    docstring). Two passes over the prompts; no ablation."""
+    harmful, harmless = list(harmful), list(harmless)
+    if not harmful or not harmless:
+        raise InputError("refusal_direction_scores needs harmful and harmless prompts, both.")
+    model.check_context(harmful + harmless, template)
+    bad, bad_final = head_outputs(model, harmful, template, batch_size)
+    good, good_final = head_outputs(model, harmless, template, batch_size)
+    difference = bad_final.double().mean(0) - good_final.double().mean(0)
+    norm = float(difference.norm())
+    if norm == 0.0:
+        raise InputError(
+            "The harmful and harmless prompts end in the same mean residual stream, so there "
+            "is no refusal direction; give prompts that differ."
+        )
+    direction = (difference / norm).float()
+    on_bad = (bad @ direction).mean(0)  # [n_layers, n_heads]
+    on_good = (good @ direction).mean(0)
+    return DirectionScores(on_bad, on_bad - on_good, direction, norm)
