@@ -47,6 +47,7 @@ from safety_heads.heads import (
 from safety_heads.interface import HookedChatModel
 from safety_heads.models import model_identity
 from safety_heads.principal import principal_angle_score
+from safety_heads.screens import screen_heads
 
 __all__ = ["sahara", "generalized_ships", "SaharaResult"]
 
@@ -197,6 +198,8 @@ def sahara(
     via: str = "query",
     heads: Sequence[HeadLike] | str | None = None,
     control: Sequence[str] | None = None,
+    screen: str | None = None,
+    keep: int | None = None,
     select: str = "plain",
     max_batch_tokens: int | None = None,
     max_group_prompts: int = 64,
@@ -207,7 +210,9 @@ def sahara(
     """Greedy search for ``steps`` heads that, ablated together, most disturb the rank-``rank``
     subspace of the prompts' final hidden states (see the module docstring).
 
-    ``heads`` restricts the candidates; ``control`` adds control maps; ``select`` is
+    ``heads`` restricts the candidates, or ``screen="direction", keep=K`` restricts them to
+    a fast screen's best K (:mod:`safety_heads.screens`; needs ``control``, and the
+    screen's map is kept under ``info["screen"]``); ``control`` adds control maps; ``select`` is
     ``plain`` (the paper) or ``contrast`` (needs ``control``). ``checkpoint`` is an output
     JSON path written after every (step, layer); a re-run with the same arguments resumes.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
@@ -227,6 +232,13 @@ def sahara(
     prompts = list(prompts)
     if rank > len(prompts):
         raise InputError(f"rank={rank} needs at least {rank} prompts; got {len(prompts)}.")
+    screened = None
+    if screen is not None:
+        if heads is not None:
+            raise InputError("Give heads or a screen to choose them, not both.")
+        heads, screened = screen_heads(
+            model, prompts, control, screen, keep, template=template, system=system
+        )
     candidates = candidate_mask(model, heads)
     if steps < 1 or steps > int(candidates.sum()):
         raise InputError(
@@ -242,7 +254,7 @@ def sahara(
         "prompts": prompts,
         "heads_considered": None if heads is None else sorted(str(h) for h in heads_in(candidates)),
         "control_prompts": sets.get("control"),
-    }
+    } | ({"screen": screened} if screened else {})
     run = Checkpoint(checkpoint, "sahara", {**info, "steps": steps, "rank": rank, "select": select})
     done = run.resume()
     for texts in sets.values():

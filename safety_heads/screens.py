@@ -24,7 +24,15 @@ from safety_heads.errors import InputError
 from safety_heads.heads import Head, ranked
 from safety_heads.interface import HookedChatModel
 
-__all__ = ["DirectionScores", "refusal_direction_scores", "head_outputs"]
+__all__ = [
+    "SCREENS",
+    "DirectionScores",
+    "refusal_direction_scores",
+    "head_outputs",
+    "screen_heads",
+]
+
+SCREENS = ("direction",)
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,11 @@ class DirectionScores:
 
 @torch.no_grad()
 def head_outputs(
-    model: HookedChatModel, prompts: Sequence[str], template: str = "chat", batch_size: int = 16
+    model: HookedChatModel,
+    prompts: Sequence[str],
+    template: str = "chat",
+    batch_size: int = 16,
+    system: str | None = None,
 ) -> tuple[Float[Tensor, "prompts n_layers n_heads d_model"], Float[Tensor, "prompts d_model"]]:
     """Each head's output at the last prompt position (its ``z`` times its output-projection
     slice, float32) and the final residual stream there, before the final norm."""
@@ -55,7 +67,7 @@ def head_outputs(
     outputs, finals = [], []
     last = model.n_layers - 1
     for start in range(0, len(prompts), batch_size):
-        batch = model.encode(list(prompts[start : start + batch_size]), template)
+        batch = model.encode(list(prompts[start : start + batch_size]), template, system)
         z: dict[int, Tensor] = {}
         final: list[Tensor] = []
 
@@ -89,6 +101,7 @@ def refusal_direction_scores(
     harmless: Sequence[str],
     *,
     template: str = "chat",
+    system: str | None = None,
     batch_size: int = 16,
 ) -> DirectionScores:
     """Score every head by its direct contribution to the refusal direction (module
@@ -96,9 +109,9 @@ def refusal_direction_scores(
     harmful, harmless = list(harmful), list(harmless)
     if not harmful or not harmless:
         raise InputError("refusal_direction_scores needs harmful and harmless prompts, both.")
-    model.check_context(harmful + harmless, template)
-    bad, bad_final = head_outputs(model, harmful, template, batch_size)
-    good, good_final = head_outputs(model, harmless, template, batch_size)
+    model.check_context(harmful + harmless, template, system)
+    bad, bad_final = head_outputs(model, harmful, template, batch_size, system)
+    good, good_final = head_outputs(model, harmless, template, batch_size, system)
     difference = bad_final.double().mean(0) - good_final.double().mean(0)
     norm = float(difference.norm())
     if norm == 0.0:
@@ -110,3 +123,35 @@ def refusal_direction_scores(
     on_bad = (bad @ direction).mean(0)  # [n_layers, n_heads]
     on_good = (good @ direction).mean(0)
     return DirectionScores(on_bad, on_bad - on_good, direction, norm)
+
+
+def screen_heads(
+    model: HookedChatModel,
+    prompts: Sequence[str],
+    control: Sequence[str] | None,
+    screen: str,
+    keep: int | None,
+    *,
+    template: str = "chat",
+    system: str | None = None,
+) -> tuple[list[str], dict]:
+    """Screen, then confirm: the ``keep`` best heads of ``screen`` (to be scored exactly)
+    and what to record of the screen in the result (its name, ``keep`` and its map)."""
+    from safety_heads.heads import map_to_json
+
+    if screen not in SCREENS:
+        raise InputError(f"screen={screen!r} is not one of {SCREENS}.")
+    if keep is None or keep < 1:
+        raise InputError(
+            f"keep={keep!r}: say how many of the screen's best heads to score exactly "
+            "(e.g. keep=27, a tenth of the bundled model's 270)."
+        )
+    if control is None:
+        raise InputError(
+            "The direction screen contrasts harmful with harmless prompts: pass control "
+            "prompts (control=..., CLI --control harmless)."
+        )
+    found = refusal_direction_scores(model, prompts, control, template=template, system=system)
+    keep = min(keep, model.n_layers * model.n_heads)
+    chosen = [str(head) for head in found.top(keep)]
+    return chosen, {"name": screen, "keep": keep, "map": map_to_json(found.scores)}

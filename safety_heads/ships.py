@@ -58,6 +58,7 @@ from safety_heads.heads import (
 )
 from safety_heads.interface import HookedChatModel
 from safety_heads.models import model_identity
+from safety_heads.screens import screen_heads
 
 __all__ = ["ships", "ShipsResult"]
 
@@ -253,6 +254,8 @@ def ships(
     via: str = "query",
     heads: Sequence[HeadLike] | str | None = None,
     control: Sequence[str] | None = None,
+    screen: str | None = None,
+    keep: int | None = None,
     top_k: int = 10,
     max_batch_tokens: int | None = None,
     max_group_prompts: int = 64,
@@ -263,6 +266,9 @@ def ships(
     """Ships of every head (or of ``heads``) on every prompt.
 
     ``control`` adds the same scores on control prompts and the contrastive ranking.
+    ``screen="direction", keep=K`` (needs ``control``) ranks every head with a fast screen
+    (:mod:`safety_heads.screens`) and scores only its best K exactly; the result keeps the
+    screen's map under ``info["screen"]``, and ``top`` lists the exactly scored heads.
     ``checkpoint`` is an output JSON path: progress is written there after every layer,
     a re-run with the same arguments resumes, and the finished result is written there.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
@@ -273,8 +279,15 @@ def ships(
     )
     if top_k < 1:
         raise InputError(f"top_k must be >= 1, got {top_k}.")
-    candidates = candidate_mask(model, heads)
     prompts = list(prompts)
+    screened = None
+    if screen is not None:
+        if heads is not None:
+            raise InputError("Give heads or a screen to choose them, not both.")
+        heads, screened = screen_heads(
+            model, prompts, control, screen, keep, template=template, system=system
+        )
+    candidates = candidate_mask(model, heads)
     info = {
         **model_identity(model),
         "template": template,
@@ -283,7 +296,7 @@ def ships(
         "prompts": prompts,
         "heads": None if heads is None else [str(h) for h in heads_in(candidates)],
         "control_prompts": None if control is None else list(control),
-    }
+    } | ({"screen": screened} if screened else {})
     run = Checkpoint(checkpoint, "ships", {**info, "top_k": top_k})
     done = run.resume()
     fixed = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)

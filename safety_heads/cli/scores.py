@@ -27,6 +27,14 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--heads", default=None, help="score only these heads, e.g. 2.26,5.1")
     parser.add_argument(
+        "--screen",
+        default=None,
+        choices=["direction"],
+        help="rank every head with a fast screen first (direction: its write along the "
+        "refusal direction; needs --control) and score only the best --keep exactly",
+    )
+    parser.add_argument("--keep", type=int, default=None, help="heads the screen passes on")
+    parser.add_argument(
         "--control",
         default=None,
         help="control prompt set or file (e.g. harmless): adds control scores and the "
@@ -89,6 +97,15 @@ def _common(args: argparse.Namespace, kind: str) -> dict:
             "some, e.g. --heads 2.26,5.1."
         )
     control = _control(args)
+    if args.screen is not None:
+        if args.heads is not None:
+            raise InputError("Give --heads or --screen, not both.")
+        if args.keep is None or args.keep < 1:
+            raise InputError("--screen needs --keep K: how many of its best heads to score.")
+        if control is None:
+            raise InputError("--screen direction contrasts with harmless prompts: add --control.")
+    elif args.keep is not None:
+        raise InputError("--keep goes with --screen; leave it out, or add --screen direction.")
     check_result_path(args.out, kind)
     return dict(
         template=args.template,
@@ -97,6 +114,8 @@ def _common(args: argparse.Namespace, kind: str) -> dict:
         epsilon=args.epsilon,
         via=args.via,
         heads=args.heads,
+        screen=args.screen,
+        keep=args.keep,
         control=control,
         max_batch_tokens=args.max_batch_tokens,
         checkpoint=args.out,

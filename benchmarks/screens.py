@@ -1,0 +1,91 @@
+"""A fast screen against exact Ships, in one process, on the planted organism.
+
+    python benchmarks/screens.py [--prompts 16] [--control 16] [--keep 27]
+
+Runs exact Ships over every head (the fast path), the refusal-direction screen alone, and
+screen-then-confirm (the screen's best ``--keep`` heads scored exactly), on held-out
+AdvBench prompts with held-out harmless prompts as control; prints the times, the speed-ups,
+the ranks of the planted heads (8.2, 15.6, 21.4) under each, whether the screen's shortlist
+holds exact Ships' top 3, and the Spearman correlation of the screen's map with Ships'.
+"""
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+import safety_heads as sh
+from safety_heads.compare import spearman
+from safety_heads.organisms.splits import held_out_prompts
+from safety_heads.screens import refusal_direction_scores
+
+PLANTED = ((8, 2), (15, 6), (21, 4))
+
+
+def rank_of(scores: torch.Tensor, head: tuple[int, int]) -> int:
+    order = torch.argsort(scores.flatten().nan_to_num(-float("inf")), descending=True).tolist()
+    return order.index(head[0] * scores.shape[1] + head[1]) + 1
+
+
+def timed(function):
+    start = time.perf_counter()
+    value = function()
+    return value, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--control", type=int, default=16)
+    parser.add_argument("--keep", type=int, default=27)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sets = held_out_prompts()
+    harmful = sets["advbench_held_out"][: args.prompts]
+    harmless = sets["harmless_held_out"][: args.control]
+    model = sh.load_model("smollm2-planted")
+    exact, exact_s = timed(lambda: sh.ships(model, harmful, progress=False))
+    screen, screen_s = timed(lambda: refusal_direction_scores(model, harmful, harmless))
+    confirmed, confirmed_s = timed(
+        lambda: sh.ships(
+            model, harmful, control=harmless, screen="direction", keep=args.keep, progress=False
+        )
+    )
+    top3 = [(e["layer"], e["head"]) for e in exact.top(3)]
+    shortlist = {(h.layer, h.head) for h in screen.top(args.keep)}
+    figures = {
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "prompts": len(harmful),
+        "control": len(harmless),
+        "keep": args.keep,
+        "exact_seconds": exact_s,
+        "screen_seconds": screen_s,
+        "screen_speedup": exact_s / screen_s,
+        "screen_then_confirm_seconds": confirmed_s,
+        "screen_then_confirm_speedup": exact_s / confirmed_s,
+        "planted_rank_exact": [rank_of(exact.mean, h) for h in PLANTED],
+        "planted_rank_screen": [rank_of(screen.scores, h) for h in PLANTED],
+        "exact_top3": [f"{layer}.{head}" for layer, head in top3],
+        "exact_top3_in_shortlist": sum(h in shortlist for h in top3),
+        "spearman_screen_vs_exact": float(spearman(screen.scores, exact.mean)),
+    }
+    print(
+        f"exact Ships {exact_s:.1f} s; screen {screen_s:.1f} s ({figures['screen_speedup']:.0f}x); "
+        f"screen then {args.keep} heads exactly {confirmed_s:.1f} s "
+        f"({figures['screen_then_confirm_speedup']:.1f}x)"
+    )
+    print(
+        f"planted heads 8.2 / 15.6 / 21.4 rank {figures['planted_rank_exact']} under exact "
+        f"Ships, {figures['planted_rank_screen']} under the screen; exact Ships' top 3 "
+        f"{figures['exact_top3']}: {figures['exact_top3_in_shortlist']} in the screen's "
+        f"top {args.keep}; Spearman {figures['spearman_screen_vs_exact']:.2f}"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
