@@ -232,13 +232,9 @@ def sahara(
     prompts = list(prompts)
     if rank > len(prompts):
         raise InputError(f"rank={rank} needs at least {rank} prompts; got {len(prompts)}.")
-    screened = None
-    if screen is not None:
-        if heads is not None:
-            raise InputError("Give heads or a screen to choose them, not both.")
-        heads, screened = screen_heads(
-            model, prompts, control, screen, keep, template=template, system=system
-        )
+    heads, screened = screen_heads(
+        model, prompts, control, screen, keep, heads, template=template, system=system
+    )
     candidates = candidate_mask(model, heads)
     if steps < 1 or steps > int(candidates.sum()):
         raise InputError(

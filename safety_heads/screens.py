@@ -15,6 +15,7 @@ only its best few need the exact score. One screen so far:
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -129,16 +130,22 @@ def screen_heads(
     model: HookedChatModel,
     prompts: Sequence[str],
     control: Sequence[str] | None,
-    screen: str,
+    screen: str | None,
     keep: int | None,
+    heads: Any = None,
     *,
     template: str = "chat",
     system: str | None = None,
-) -> tuple[list[str], dict]:
-    """Screen, then confirm: the ``keep`` best heads of ``screen`` (to be scored exactly)
-    and what to record of the screen in the result (its name, ``keep`` and its map)."""
+) -> tuple[Any, dict | None]:
+    """Screen, then confirm: the heads to score exactly and what to record of the screen in
+    the result (its name, ``keep`` and its map). Without a screen: ``heads`` as given and
+    None; with one: its ``keep`` best heads (``heads`` must then be None)."""
     from safety_heads.heads import map_to_json
 
+    if screen is None:
+        return heads, None
+    if heads is not None:
+        raise InputError("Give heads or a screen to choose them, not both.")
     if screen not in SCREENS:
         raise InputError(f"screen={screen!r} is not one of {SCREENS}.")
     if keep is None or keep < 1:

@@ -280,13 +280,9 @@ def ships(
     if top_k < 1:
         raise InputError(f"top_k must be >= 1, got {top_k}.")
     prompts = list(prompts)
-    screened = None
-    if screen is not None:
-        if heads is not None:
-            raise InputError("Give heads or a screen to choose them, not both.")
-        heads, screened = screen_heads(
-            model, prompts, control, screen, keep, template=template, system=system
-        )
+    heads, screened = screen_heads(
+        model, prompts, control, screen, keep, heads, template=template, system=system
+    )
     candidates = candidate_mask(model, heads)
     info = {
         **model_identity(model),
