@@ -26,9 +26,9 @@ import time
 import torch
 
 import safety_heads as sh
-from safety_heads.heads import Head
-from safety_heads.per_head_loop import generalized_ships_reference, ships_reference
-from safety_heads.sahara import generalized_ships
+from safety_heads.method.heads import Head
+from safety_heads.method.per_head_loop import generalized_ships_reference, ships_reference
+from safety_heads.method.sahara import generalized_ships
 
 SHAPES = {  # hidden, layers, heads, intermediate
     "llama-2-7b": (4096, 32, 32, 11008),
@@ -41,7 +41,7 @@ def llama_config(sizes: tuple[int, int, int, int], **more):
     for it (random weights are built from it; nothing is downloaded)."""
     from transformers import AutoTokenizer, LlamaConfig
 
-    from safety_heads.cache import bundled_base_folder
+    from safety_heads.models.cache import bundled_base_folder
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_base_folder()))
     hidden, layers, heads, intermediate = sizes

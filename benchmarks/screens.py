@@ -17,9 +17,9 @@ import time
 import torch
 
 import safety_heads as sh
-from safety_heads.compare import spearman
+from safety_heads.figures.compare import spearman
+from safety_heads.method.screens import refusal_direction_scores
 from safety_heads.organisms.splits import held_out_prompts
-from safety_heads.screens import refusal_direction_scores
 
 PLANTED = ((8, 2), (15, 6), (21, 4))
 

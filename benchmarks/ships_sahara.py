@@ -32,10 +32,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import safety_heads as sh
-from safety_heads.heads import Head
-from safety_heads.per_head_loop import generalized_ships_reference, ships_reference
-from safety_heads.sahara import generalized_ships
-from safety_heads.ships import ships
+from safety_heads.method.heads import Head
+from safety_heads.method.per_head_loop import generalized_ships_reference, ships_reference
+from safety_heads.method.sahara import generalized_ships
+from safety_heads.method.ships import ships
 
 
 def timed(function):
@@ -52,7 +52,12 @@ def counted_flops(function) -> int:
 
 def fast_path_flops(model, prompts, template, scorer) -> float:
     """FLOPs of ``scorer`` over all heads, counted on one head per layer and scaled."""
-    from safety_heads.fast_path import ScoreSettings, build_groups, group_hidden, unembed_logprobs
+    from safety_heads.method.fast_path import (
+        ScoreSettings,
+        build_groups,
+        group_hidden,
+        unembed_logprobs,
+    )
 
     texts = [model.format(p, template) for p in prompts]
     none = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
@@ -78,7 +83,7 @@ def sample_heads(model, count: int) -> list[Head]:
 
 def real_token_share(model, prompts, template) -> float:
     """Share of real (unpadded) tokens in the fast path's length-sorted groups."""
-    from safety_heads.fast_path import prompt_groups
+    from safety_heads.method.fast_path import prompt_groups
 
     texts = [model.format(p, template) for p in prompts]
     real = total = 0

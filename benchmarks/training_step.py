@@ -54,7 +54,7 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from safety_heads.models import bundled_base_folder
+    from safety_heads.models.chat_model import bundled_base_folder
 
     chat = sh.load_model("smollm2-135m-instruct")
     batches = list(_batches(examples(chat, 4 * args.batches), 8, chat.tokenizer.pad_token_id))

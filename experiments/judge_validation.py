@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import safety_heads as sh
-from safety_heads.judges import ContentJudge, KeywordJudge
+from safety_heads.evaluation.judges import ContentJudge, KeywordJudge
 
 ROOT = Path(__file__).parent.parent
 LABELLED = ROOT / "tests" / "data" / "judge_labels.jsonl"

@@ -51,9 +51,9 @@ from pathlib import Path
 import torch
 
 import safety_heads as sh
-from safety_heads.compare import compare_maps
 from safety_heads.datasets import load_prompts
-from safety_heads.heads import Head, ranked
+from safety_heads.figures.compare import compare_maps
+from safety_heads.method.heads import Head, ranked
 from safety_heads.organisms import planted_heads, read_card
 from safety_heads.organisms.splits import held_out_prompts
 

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 import safety_heads as sh
-from safety_heads.evaluation import answer_figures
-from safety_heads.judges import ContentJudge
+from safety_heads.evaluation.asr import answer_figures
+from safety_heads.evaluation.judges import ContentJudge
 
 RESULTS = Path(__file__).parent / "results"
 

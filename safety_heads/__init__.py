@@ -4,49 +4,27 @@ Implements Zhou et al., "On the Role of Attention Heads in Large Language Model 
 (ICLR 2025) on TransformerLens ``TransformerBridge`` models.
 """
 
-from safety_heads import organisms, plots, screens
-from safety_heads.ablation import (
-    Ablation,
-    AblationMethod,
-    PromptAblations,
-    ablated,
-    ablation_hooks,
-    heads_mask,
-)
-from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
-from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
-from safety_heads.compare import (
-    MapComparison,
-    compare_maps,
-    compare_results,
-    read_scores,
-    score_map,
-    spearman,
-    topk_jaccard,
-)
+from safety_heads import organisms
 from safety_heads.datasets import BUNDLED_DATASETS, load_prompts, load_xstest
 from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL, DemoConfig, run_demo
 from safety_heads.errors import InputError, SafetyHeadsError
-from safety_heads.evaluation import (
-    UTILITY_TASKS,
+from safety_heads.evaluation.asr import (
     AsrCurve,
     AsrResult,
-    GenerationConfig,
     Rate,
-    Response,
-    SideEffects,
     asr_curve,
     evaluate_asr,
+    success_rate,
+)
+from safety_heads.evaluation.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
+from safety_heads.evaluation.export import ExportReport, export_ablated, load_ablated_hf
+from safety_heads.evaluation.generation import (
+    GenerationConfig,
+    Response,
     generate_responses,
     next_token_kl,
-    side_effects,
-    success_rate,
-    zero_shot_utility,
 )
-from safety_heads.export import ExportReport, export_ablated, load_ablated_hf
-from safety_heads.forward import Generation, generate, next_token_logprobs
-from safety_heads.heads import Head, parse_head, parse_heads
-from safety_heads.judges import (
+from safety_heads.evaluation.judges import (
     EXPLICIT_REFUSAL_PHRASES,
     LABELS,
     REFUSAL_PHRASES,
@@ -57,13 +35,41 @@ from safety_heads.judges import (
     Verdict,
     as_judge,
 )
-from safety_heads.models import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
-from safety_heads.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
-from safety_heads.report import build_report, report_html, write_report
+from safety_heads.evaluation.side_effects import (
+    UTILITY_TASKS,
+    SideEffects,
+    side_effects,
+    zero_shot_utility,
+)
+from safety_heads.figures import plots
+from safety_heads.figures.attention import AttentionPatterns, attention_patterns, attention_view
+from safety_heads.figures.compare import (
+    MapComparison,
+    compare_maps,
+    compare_results,
+    read_scores,
+    score_map,
+    spearman,
+    topk_jaccard,
+)
+from safety_heads.figures.report import build_report, report_html, write_report
+from safety_heads.method import screens
+from safety_heads.method.ablation import (
+    Ablation,
+    AblationMethod,
+    PromptAblations,
+    ablated,
+    ablation_hooks,
+    heads_mask,
+)
+from safety_heads.method.forward import Generation, generate, next_token_logprobs
+from safety_heads.method.heads import Head, parse_head, parse_heads
+from safety_heads.method.sahara import SaharaResult, generalized_ships, sahara
+from safety_heads.method.ships import ShipsResult, ships
+from safety_heads.method.surgery import ablate_weights, touched_parameters
+from safety_heads.models.chat_model import BUNDLED_MODELS, ChatModel, ModelLoadError, load_model
+from safety_heads.models.prompts import QUERY_TEMPLATE, TokenBatch, encode_prompts, format_prompt
 from safety_heads.results import load_result
-from safety_heads.sahara import SaharaResult, generalized_ships, sahara
-from safety_heads.ships import ShipsResult, ships
-from safety_heads.surgery import ablate_weights, touched_parameters
 
 __all__ = [
     "ablate_weights",

@@ -47,10 +47,10 @@ from typing import get_args
 
 from tqdm.auto import tqdm
 
-from safety_heads.ablation import Ablation, AblationKind
 from safety_heads.errors import InputError
-from safety_heads.heads import Head
-from safety_heads.interface import HookedChatModel
+from safety_heads.method.ablation import Ablation, AblationKind
+from safety_heads.method.heads import Head
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "DEFAULT_MODEL", "DEFAULT_BASE", "DEMO_FILES"]
 
@@ -150,7 +150,7 @@ class DemoResult:
 
 def _export_done(folder: Path, model: HookedChatModel, ablation: Ablation) -> bool:
     """Whether ``folder`` already holds this export (same source, heads, kind, epsilon)."""
-    from safety_heads.export import EXPORT_NOTE
+    from safety_heads.evaluation.export import EXPORT_NOTE
 
     note = folder / EXPORT_NOTE
     if not note.is_file():
@@ -199,16 +199,23 @@ def run_demo(
     progress: bool = True,
 ) -> DemoResult:
     """Run the demo into ``out`` (see the module docstring); re-running resumes."""
-    from safety_heads.attention import attention_patterns
     from safety_heads.checkpoint import write_json_atomic
-    from safety_heads.compare import compare_results
-    from safety_heads.evaluation import GenerationConfig, asr_curve, evaluate_asr
-    from safety_heads.export import export_ablated
-    from safety_heads.heads import top_heads
-    from safety_heads.models import load_model
-    from safety_heads.plots import result_heatmap
-    from safety_heads.report import Section, read_item, report_html, sections_for, write_report
-    from safety_heads.sahara import generalized_ships, sahara
+    from safety_heads.evaluation.asr import asr_curve, evaluate_asr
+    from safety_heads.evaluation.export import export_ablated
+    from safety_heads.evaluation.generation import GenerationConfig
+    from safety_heads.figures.attention import attention_patterns
+    from safety_heads.figures.compare import compare_results
+    from safety_heads.figures.plots import result_heatmap
+    from safety_heads.figures.report import (
+        Section,
+        read_item,
+        report_html,
+        sections_for,
+        write_report,
+    )
+    from safety_heads.method.heads import top_heads
+    from safety_heads.method.sahara import generalized_ships, sahara
+    from safety_heads.models.chat_model import load_model
 
     config = config or DemoConfig()
     out = Path(out)

@@ -4,14 +4,14 @@ Every result is a dataclass with ``to_json()`` (the content of its file, without
 ``kind``, ``settings`` and ``progress``, which the writer adds) and ``from_json(data)``
 (from a file's content). A file names its kind, and loads as:
 
-* ``ships``: :class:`~safety_heads.ships.ShipsResult` (``ships``, ``safety-heads ships``);
-* ``sahara``: :class:`~safety_heads.sahara.SaharaResult` (``sahara``);
-* ``evaluate``: :class:`~safety_heads.evaluation.AsrResult` (``evaluate_asr``);
-* ``asr-curve``: :class:`~safety_heads.evaluation.AsrCurve` (``asr_curve``, ``--curve``);
-* ``side-effects``: :class:`~safety_heads.evaluation.SideEffects` (``side_effects``);
-* ``comparison``: :class:`~safety_heads.compare.MapComparison` (``compare --json``);
-* ``attention``: :class:`~safety_heads.attention.AttentionPatterns`;
-* ``export``: :class:`~safety_heads.export.ExportReport` (an export folder or its note).
+* ``ships``: :class:`~safety_heads.method.ships.ShipsResult` (``ships``, ``safety-heads ships``);
+* ``sahara``: :class:`~safety_heads.method.sahara.SaharaResult` (``sahara``);
+* ``evaluate``: :class:`~safety_heads.evaluation.asr.AsrResult` (``evaluate_asr``);
+* ``asr-curve``: :class:`~safety_heads.evaluation.asr.AsrCurve` (``asr_curve``, ``--curve``);
+* ``side-effects``: :class:`~safety_heads.evaluation.side_effects.SideEffects` (``side_effects``);
+* ``comparison``: :class:`~safety_heads.figures.compare.MapComparison` (``compare --json``);
+* ``attention``: :class:`~safety_heads.figures.attention.AttentionPatterns`;
+* ``export``: :class:`~safety_heads.evaluation.export.ExportReport` (an export folder or its note).
 
 An unfinished run's file (a checkpoint) is refused with a message to finish it first;
 a file that parses but lacks what its kind needs is refused as damaged.
@@ -41,12 +41,13 @@ _CHECKPOINTED = ("ships", "sahara", "evaluate", "asr-curve", "side-effects")
 
 
 def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
-    from safety_heads.attention import AttentionPatterns
-    from safety_heads.compare import MapComparison
-    from safety_heads.evaluation import AsrCurve, AsrResult, SideEffects
-    from safety_heads.export import ExportReport
-    from safety_heads.sahara import SaharaResult
-    from safety_heads.ships import ShipsResult
+    from safety_heads.evaluation.asr import AsrCurve, AsrResult
+    from safety_heads.evaluation.export import ExportReport
+    from safety_heads.evaluation.side_effects import SideEffects
+    from safety_heads.figures.attention import AttentionPatterns
+    from safety_heads.figures.compare import MapComparison
+    from safety_heads.method.sahara import SaharaResult
+    from safety_heads.method.ships import ShipsResult
 
     return {
         "ships": ShipsResult.from_json,
@@ -68,7 +69,7 @@ def read_result_data(
 ) -> tuple[str, dict[str, Any]]:
     """The kind and content of a finished result file (or an export folder) of one of
     ``kinds``; in the error, ``purpose`` says what was expected, ``wanted`` what to pass."""
-    from safety_heads.export import EXPORT_NOTE
+    from safety_heads.evaluation.export import EXPORT_NOTE
 
     path = Path(path)
     if path.is_dir():

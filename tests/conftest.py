@@ -32,7 +32,7 @@ def _seed() -> None:
 @pytest.fixture(scope="session")
 def bundled_folder() -> str:
     """The bundled model converted to safetensors (converted once per cache)."""
-    from safety_heads.models import bundled_base_folder
+    from safety_heads.models.chat_model import bundled_base_folder
 
     return str(bundled_base_folder())
 

@@ -9,8 +9,8 @@ import torch
 from conftest import HARMFUL, hf_logprobs
 
 from safety_heads import Ablation, ablate_weights, ablated, touched_parameters
-from safety_heads.forward import _cut_at_eos, generate, next_token_logprobs
-from safety_heads.heads import Head
+from safety_heads.method.forward import _cut_at_eos, generate, next_token_logprobs
+from safety_heads.method.heads import Head
 
 TOL = 1e-4
 

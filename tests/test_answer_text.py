@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from safety_heads.answer_text import (
+from safety_heads.evaluation.answer_text import (
     content_sentences,
     content_words,
     distinct_ngram_share,

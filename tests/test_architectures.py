@@ -14,10 +14,10 @@ from conftest import HARMFUL, hf_logprobs
 
 import safety_heads as sh
 from safety_heads import Ablation, ChatModel, ablate_weights
-from safety_heads.ablation import query_norm
-from safety_heads.forward import next_token_logprobs
-from safety_heads.heads import Head
-from safety_heads.per_head_loop import ships_reference
+from safety_heads.method.ablation import query_norm
+from safety_heads.method.forward import next_token_logprobs
+from safety_heads.method.heads import Head
+from safety_heads.method.per_head_loop import ships_reference
 
 TOL = 1e-4
 COMMON = dict(

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from safety_heads.classifiers import (
+from safety_heads.evaluation.classifiers import (
     CLASSIFIER_PRESETS,
     HARMBENCH_LLAMA2_CLS_CARD_PROMPT,
     HARMBENCH_LLAMA2_CLS_PROMPT,
@@ -117,7 +117,7 @@ def test_a_repeated_label_is_not_that_label(tokenizer, tmp_path, caplog):
     # successful attack.
     folder = forced_answer_model(tokenizer, "Yes", tmp_path / "m")
     judge = ClassifierJudge(folder, max_new_tokens=3)
-    with caplog.at_level(logging.WARNING, logger="safety_heads.classifiers"):
+    with caplog.at_level(logging.WARNING, logger="safety_heads.evaluation.classifiers"):
         (verdict,) = judge.judge(["how to x"], ["do a"])
     assert not verdict.attack_success
     assert verdict.reason == "classifier answer not understood: 'YesYesYes'"

@@ -47,7 +47,7 @@ def user_folder(tmp_path, monkeypatch, bundled_folder):
     (home / "no-tokenizer").mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(base / name, home / "no-tokenizer" / name)
-    from safety_heads.cache import bundled_gguf_path
+    from safety_heads.models.cache import bundled_gguf_path
 
     gguf = bundled_gguf_path().read_bytes()
     (home / "truncated.gguf").write_bytes(gguf[: len(gguf) // 3])
@@ -140,7 +140,7 @@ def _crash(*args, **kwargs):
 
 
 def test_ctrl_c_exits_130_with_a_hint_to_resume(monkeypatch, capsys):
-    monkeypatch.setattr("safety_heads.models.load_model", _interrupt)
+    monkeypatch.setattr("safety_heads.models.chat_model.load_model", _interrupt)
     with pytest.raises(SystemExit) as exit_info:
         main(["info"])
     error = capsys.readouterr().err
@@ -150,7 +150,7 @@ def test_ctrl_c_exits_130_with_a_hint_to_resume(monkeypatch, capsys):
 
 
 def test_an_unexpected_exception_is_reported_as_a_bug(monkeypatch, capsys):
-    monkeypatch.setattr("safety_heads.models.load_model", _crash)
+    monkeypatch.setattr("safety_heads.models.chat_model.load_model", _crash)
     assert main(["info"]) == 1
     error = capsys.readouterr().err
     assert "Traceback" in error and "an internal mistake" in error
@@ -214,7 +214,7 @@ def test_out_of_memory_is_one_line_with_what_to_lower(monkeypatch, capsys):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 83.00 GiB.\nMore.")
 
-    monkeypatch.setattr("safety_heads.models.load_model", out_of_memory)
+    monkeypatch.setattr("safety_heads.models.chat_model.load_model", out_of_memory)
     with pytest.raises(SystemExit) as exit_info:
         main(["info"])
     error = capsys.readouterr().err
@@ -226,7 +226,7 @@ def test_a_chat_template_that_refuses_a_system_prompt_says_what_to_do(tokenizer)
     import copy
 
     from safety_heads.errors import InputError
-    from safety_heads.prompts import format_prompt
+    from safety_heads.models.prompts import format_prompt
 
     strict = copy.deepcopy(tokenizer)
     strict.chat_template = (

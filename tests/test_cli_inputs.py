@@ -21,7 +21,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr("safety_heads.models.load_model", refuse)
+    monkeypatch.setattr("safety_heads.models.chat_model.load_model", refuse)
 
 
 def refused(capsys, argv) -> str:

@@ -10,8 +10,10 @@ import math
 import pytest
 import torch
 
-from safety_heads.ablation import Ablation
-from safety_heads.compare import (
+from safety_heads.evaluation.asr import AsrCurve, AsrResult, success_rate
+from safety_heads.evaluation.generation import Response
+from safety_heads.evaluation.judges import Verdict
+from safety_heads.figures.compare import (
     MapComparison,
     average_ranks,
     compare_maps,
@@ -21,11 +23,10 @@ from safety_heads.compare import (
     spearman,
     topk_jaccard,
 )
-from safety_heads.evaluation import AsrCurve, AsrResult, Response, success_rate
-from safety_heads.heads import Head
-from safety_heads.judges import Verdict
-from safety_heads.sahara import SaharaResult
-from safety_heads.ships import ShipsResult
+from safety_heads.method.ablation import Ablation
+from safety_heads.method.heads import Head
+from safety_heads.method.sahara import SaharaResult
+from safety_heads.method.ships import ShipsResult
 
 N_LAYERS, N_HEADS = 4, 3
 

@@ -10,8 +10,8 @@ import torch
 from conftest import HARMFUL
 
 from safety_heads import Ablation, ablate_weights
-from safety_heads.compat import patch_kv_cache_argument, transformers_version
-from safety_heads.forward import _cut_at_eos, generate
+from safety_heads.method.forward import _cut_at_eos, generate
+from safety_heads.models.compat import patch_kv_cache_argument, transformers_version
 
 HEADS = ["0.1", "2.3"]
 

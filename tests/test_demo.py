@@ -8,10 +8,10 @@ import pytest
 from conftest import build_tiny
 
 from safety_heads.cli import build_parser, main
-from safety_heads.compare import compare_results, read_scores
 from safety_heads.datasets import load_prompts
 from safety_heads.demo import DEFAULT_BASE, DEFAULT_MODEL, DEMO_FILES, DemoConfig, run_demo
-from safety_heads.heads import parse_heads, top_heads
+from safety_heads.figures.compare import compare_results, read_scores
+from safety_heads.method.heads import parse_heads, top_heads
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,15 @@ def test_demo_rerun_resumes_without_recomputing(tiny_folders, tmp_path, monkeypa
         raise AssertionError("a finished stage was computed again")
 
     # by module object: the package's ``sahara`` function hides the module of that name
-    monkeypatch.setattr(importlib.import_module("safety_heads.sahara"), "layer_hidden", refuse)
-    monkeypatch.setattr(importlib.import_module("safety_heads.evaluation"), "generate", refuse)
-    monkeypatch.setattr(importlib.import_module("safety_heads.export"), "export_ablated", refuse)
+    monkeypatch.setattr(
+        importlib.import_module("safety_heads.method.sahara"), "layer_hidden", refuse
+    )
+    monkeypatch.setattr(
+        importlib.import_module("safety_heads.evaluation.generation"), "generate", refuse
+    )
+    monkeypatch.setattr(
+        importlib.import_module("safety_heads.evaluation.export"), "export_ablated", refuse
+    )
     again = run_demo(out, config, progress=False)
     assert again.heads == first.heads and again.asr == first.asr
     assert export_note.stat().st_mtime_ns == stamp

@@ -14,8 +14,8 @@ from conftest import HARMFUL, hf_logprobs
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from safety_heads import Ablation, load_model, touched_parameters
-from safety_heads.export import EXPORT_NOTE, export_ablated, load_ablated_hf
-from safety_heads.forward import _cut_at_eos, generate, next_token_logprobs
+from safety_heads.evaluation.export import EXPORT_NOTE, export_ablated, load_ablated_hf
+from safety_heads.method.forward import _cut_at_eos, generate, next_token_logprobs
 
 HEADS = "1.2,3.0,3.3"
 TOL = 1e-4

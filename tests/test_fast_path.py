@@ -7,14 +7,19 @@ import pytest
 import torch
 from conftest import HARMFUL
 
-from safety_heads.ablation import Ablation, AblationMethod
-from safety_heads.fast_path import ScoreSettings, build_groups, shared_opening_length, suffix_hidden
-from safety_heads.heads import Head
-from safety_heads.per_head_loop import last_hidden_reference, ships_reference
-from safety_heads.prompts import encode_prompts, format_prompt, tokenize_prompt
-from safety_heads.ships import ships
+from safety_heads.method.ablation import Ablation, AblationMethod
+from safety_heads.method.fast_path import (
+    ScoreSettings,
+    build_groups,
+    shared_opening_length,
+    suffix_hidden,
+)
+from safety_heads.method.heads import Head
+from safety_heads.method.per_head_loop import last_hidden_reference, ships_reference
+from safety_heads.method.ships import ships
+from safety_heads.models.prompts import encode_prompts, format_prompt, tokenize_prompt
 
-suffix_module = importlib.import_module("safety_heads.fast_path")
+suffix_module = importlib.import_module("safety_heads.method.fast_path")
 
 ALL = [Head(layer, head) for layer in range(4) for head in range(4)]
 # Different lengths (left padding inside a group) behind a long common opening of their own.

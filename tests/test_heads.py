@@ -1,6 +1,6 @@
 import pytest
 
-from safety_heads.heads import Head, check_heads, parse_head, parse_heads
+from safety_heads.method.heads import Head, check_heads, parse_head, parse_heads
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from safety_heads.answer_text import content_words
-from safety_heads.judges import (
+from safety_heads.evaluation.answer_text import content_words
+from safety_heads.evaluation.judges import (
     EXPLICIT_REFUSAL_PHRASES,
     LABELS,
     OPEN_LABELS,
@@ -461,7 +461,7 @@ def _reference_logprobs(model, prompt: str, response: str):
     """Log-probability of each answer token from full-sequence bridge logits, no padding."""
     import torch
 
-    from safety_heads.prompts import tokenize_prompt
+    from safety_heads.models.prompts import tokenize_prompt
 
     head = tokenize_prompt(model.tokenizer, model.format(prompt))
     tail = model.tokenizer(response, add_special_tokens=False)["input_ids"]
@@ -476,7 +476,7 @@ def _reference_logprobs(model, prompt: str, response: str):
 def test_mean_logprobs_batched_equals_one_by_one_and_reference(tiny):
     import torch
 
-    from safety_heads.forward import answer_logprobs
+    from safety_heads.method.forward import answer_logprobs
 
     model = tiny.model
     prompts = [p for p, _ in PAIRS]
@@ -513,7 +513,7 @@ def test_low_logprob_makes_a_compliant_answer_degenerate(tiny):
 
 
 def test_the_model_reads_only_answers_the_text_rules_leave_open(tiny, monkeypatch):
-    import safety_heads.forward as forward
+    import safety_heads.method.forward as forward
 
     read: list[str] = []
     calls: list[int] = []

@@ -8,9 +8,9 @@ import torch
 from conftest import HARMFUL, hf_logprobs
 
 from safety_heads import Ablation, ModelLoadError, ablate_weights, load_model
-from safety_heads import cache as cache_module
-from safety_heads import models as models_module
-from safety_heads.forward import next_token_logprobs
+from safety_heads.method.forward import next_token_logprobs
+from safety_heads.models import cache as cache_module
+from safety_heads.models import chat_model as models_module
 from safety_heads.organisms.loading import organism_source
 
 
@@ -76,7 +76,7 @@ def test_corrupt_cache_is_rebuilt(fake_gguf, tmp_path, caplog):
     data = bytearray(weights.read_bytes())
     data[-5] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with caplog.at_level("WARNING", logger="safety_heads.models"):
+    with caplog.at_level("WARNING", logger="safety_heads.models.chat_model"):
         model = load_model(path)
     assert len(calls) == 2
     assert "is incomplete or corrupt; rebuilding it" in caplog.text
@@ -90,7 +90,7 @@ def test_cache_of_changed_source_is_rebuilt_as_stale(fake_gguf, tmp_path, caplog
     path, calls = fake_gguf
     load_model(path)
     path.write_bytes(b"GGUF-stand-in, re-released")  # same name, other weights
-    with caplog.at_level("WARNING", logger="safety_heads.models"):
+    with caplog.at_level("WARNING", logger="safety_heads.models.chat_model"):
         load_model(path)
     assert len(calls) == 2
     assert "is stale: built from other weights" in caplog.text

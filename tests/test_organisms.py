@@ -17,8 +17,8 @@ import safety_heads.organisms as organisms
 import safety_heads.organisms.catalogue as catalogue
 import safety_heads.organisms.training as training
 from safety_heads import load_model
-from safety_heads.evaluation import GenerationConfig, generate_responses
-from safety_heads.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
+from safety_heads.evaluation.generation import GenerationConfig, generate_responses
+from safety_heads.evaluation.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge
 from safety_heads.organisms import (
     ORGANISMS,
     WEIGHTS_FILE,
@@ -742,7 +742,7 @@ def test_a_build_goes_to_the_user_cache_and_never_over_files_it_did_not_write(
 def test_a_build_folder_loads_as_the_organism_it_holds(tmp_path):
     import shutil
 
-    from safety_heads.forward import next_token_logprobs
+    from safety_heads.method.forward import next_token_logprobs
 
     folder = tmp_path / "my-planted"
     shutil.copytree(organism_folder("smollm2-planted"), folder)

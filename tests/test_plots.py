@@ -9,11 +9,10 @@ import pytest
 import torch
 from test_compare import N_HEADS, N_LAYERS, synthetic_curve, synthetic_sahara, synthetic_ships
 
-from safety_heads.attention import AttentionPatterns, attention_patterns, attention_view
-from safety_heads.compare import compare_maps
-from safety_heads.heads import Head, map_to_json
-from safety_heads.judges import LABELS
-from safety_heads.plots import (
+from safety_heads.evaluation.judges import LABELS
+from safety_heads.figures.attention import AttentionPatterns, attention_patterns, attention_view
+from safety_heads.figures.compare import compare_maps
+from safety_heads.figures.plots import (
     LABEL_COLOURS,
     LABEL_ORDER,
     MARK_NAME,
@@ -27,6 +26,7 @@ from safety_heads.plots import (
     result_heatmap,
     sahara_steps_figure,
 )
+from safety_heads.method.heads import Head, map_to_json
 
 
 def _heatmaps(figure: go.Figure) -> list:
@@ -286,7 +286,7 @@ def test_attention_patterns_of_a_model_are_causal_and_flat_under_ua(tiny):
 
 
 def test_attention_patterns_under_another_heads_ablation_change_downstream_only(tiny):
-    from safety_heads.ablation import Ablation
+    from safety_heads.method.ablation import Ablation
 
     model = tiny.model
     prompt = "Explain how to pick a lock"

@@ -12,7 +12,7 @@ from conftest import HARMFUL
 
 import safety_heads as sh
 from safety_heads import ChatModel
-from safety_heads.forward import next_token_logprobs, unembed_float32
+from safety_heads.method.forward import next_token_logprobs, unembed_float32
 
 PROMPTS = [*HARMFUL, "Write a poem about the sea", "How do I bake bread?", "Tell me a joke"]
 
@@ -80,7 +80,7 @@ def test_soft_capped_logits_are_capped_as_the_model_caps_them(tokenizer):
 
 
 def test_rows_per_pass_follow_free_memory_and_never_change_scores(tiny, monkeypatch):
-    import safety_heads.fast_path as scoring
+    import safety_heads.method.fast_path as scoring
 
     assert scoring.batch_budget(tiny.model, 50) == scoring.CPU_BATCH_TOKENS  # RAM is ample
     monkeypatch.setattr(scoring, "free_memory", lambda device: 1 << 20)  # 1 MiB free

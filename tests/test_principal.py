@@ -3,7 +3,11 @@ import math
 import pytest
 import torch
 
-from safety_heads.principal import left_singular_basis, principal_angle_score, principal_angles
+from safety_heads.method.principal import (
+    left_singular_basis,
+    principal_angle_score,
+    principal_angles,
+)
 
 
 def _rotation_pair(theta: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,6 @@
 import pytest
 
-from safety_heads.prompts import (
+from safety_heads.models.prompts import (
     QUERY_TEMPLATE,
     encode_prompts,
     format_prompt,

@@ -11,13 +11,19 @@ import pytest
 import torch
 from test_compare import synthetic_curve, synthetic_sahara, synthetic_ships
 
-from safety_heads.attention import AttentionPatterns
 from safety_heads.cli import main
-from safety_heads.compare import compare_maps
-from safety_heads.evaluation import success_rate
-from safety_heads.heads import Head
-from safety_heads.plots import LABEL_COLOURS, LABEL_ORDER
-from safety_heads.report import ReportItem, build_report, read_item, report_html, sections_for
+from safety_heads.evaluation.asr import success_rate
+from safety_heads.figures.attention import AttentionPatterns
+from safety_heads.figures.compare import compare_maps
+from safety_heads.figures.plots import LABEL_COLOURS, LABEL_ORDER
+from safety_heads.figures.report import (
+    ReportItem,
+    build_report,
+    read_item,
+    report_html,
+    sections_for,
+)
+from safety_heads.method.heads import Head
 
 
 def _write(path, data):

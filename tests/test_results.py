@@ -11,14 +11,16 @@ import pytest
 from conftest import HARMFUL
 
 import safety_heads as sh
-from safety_heads.ablation import Ablation
-from safety_heads.attention import AttentionPatterns, attention_patterns
-from safety_heads.compare import MapComparison, compare_results
-from safety_heads.evaluation import AsrCurve, AsrResult, GenerationConfig, SideEffects
-from safety_heads.export import ExportReport
+from safety_heads.evaluation.asr import AsrCurve, AsrResult
+from safety_heads.evaluation.export import ExportReport
+from safety_heads.evaluation.generation import GenerationConfig
+from safety_heads.evaluation.side_effects import SideEffects
+from safety_heads.figures.attention import AttentionPatterns, attention_patterns
+from safety_heads.figures.compare import MapComparison, compare_results
+from safety_heads.method.ablation import Ablation
+from safety_heads.method.sahara import SaharaResult
+from safety_heads.method.ships import ShipsResult
 from safety_heads.results import RESULT_KINDS, load_result
-from safety_heads.sahara import SaharaResult
-from safety_heads.ships import ShipsResult
 
 SHORT = GenerationConfig(max_new_tokens=4, batch_size=4)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import HARMFUL
 
-from safety_heads.screens import head_outputs, refusal_direction_scores
+from safety_heads.method.screens import head_outputs, refusal_direction_scores
 
 HARMLESS = ["Write a poem about the sea", "How do I bake bread?", "Tell me a joke"]
 

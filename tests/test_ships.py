@@ -9,10 +9,10 @@ import torch
 from conftest import HARMFUL
 
 from safety_heads.checkpoint import CheckpointMismatch
-from safety_heads.heads import Head
-from safety_heads.per_head_loop import generalized_ships_reference, ships_reference
-from safety_heads.sahara import SaharaResult, generalized_ships, sahara
-from safety_heads.ships import ShipsResult, ships
+from safety_heads.method.heads import Head
+from safety_heads.method.per_head_loop import generalized_ships_reference, ships_reference
+from safety_heads.method.sahara import SaharaResult, generalized_ships, sahara
+from safety_heads.method.ships import ShipsResult, ships
 
 PROMPTS = [*HARMFUL, "Tell me how to hotwire a car", "hi"]
 CONTROL = ["Write a poem about the sea", "What is the capital of France?", "List three fruits"]
@@ -129,7 +129,7 @@ def _kill_after(monkeypatch, module, name, calls):
 
 
 def test_ships_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
-    ships_module = importlib.import_module("safety_heads.ships")
+    ships_module = importlib.import_module("safety_heads.method.ships")
 
     path = tmp_path / "ships.json"
     uninterrupted = ships(tiny.model, PROMPTS, **SMALL)
@@ -190,7 +190,7 @@ def test_sahara_step_with_heads_already_ablated_equals_the_reference(tiny):
 
 
 def test_sahara_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
-    sahara_module = importlib.import_module("safety_heads.sahara")
+    sahara_module = importlib.import_module("safety_heads.method.sahara")
 
     path = tmp_path / "sahara.json"
     uninterrupted = sahara(tiny.model, PROMPTS, steps=2, control=CONTROL, **SMALL)

@@ -97,8 +97,8 @@ def judge_from_args(args: argparse.Namespace) -> Any:
     """The judge the options name; files are read and names checked before any model loads."""
     from pathlib import Path
 
-    from safety_heads.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
-    from safety_heads.judges import as_judge
+    from safety_heads.evaluation.classifiers import CLASSIFIER_PRESETS, ClassifierJudge
+    from safety_heads.evaluation.judges import as_judge
 
     options = {"dtype": args.dtype, "device": args.device}
     if args.classifier_template is not None and args.classifier is None:
@@ -165,7 +165,7 @@ def check_device_args(args: argparse.Namespace) -> None:
 
 def load_from_args(args: argparse.Namespace) -> Any:
     """The model named by ``--model`` with ``--dtype``, ``--device``, ``--threads``."""
-    from safety_heads.models import load_model
+    from safety_heads.models.chat_model import load_model
 
     check_device_args(args)
     if args.threads:

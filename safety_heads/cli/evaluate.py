@@ -97,7 +97,7 @@ def register(subparsers) -> dict[str, Runner]:
 
 
 def _heads_from_args(args: argparse.Namespace) -> tuple:
-    from safety_heads.heads import parse_heads
+    from safety_heads.method.heads import parse_heads
 
     if args.heads_from is None:
         return parse_heads(args.heads)
@@ -123,9 +123,10 @@ def _heads_from_args(args: argparse.Namespace) -> tuple:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from safety_heads.ablation import Ablation
     from safety_heads.checkpoint import check_result_path
-    from safety_heads.evaluation import GenerationConfig, asr_curve, evaluate_asr
+    from safety_heads.evaluation.asr import asr_curve, evaluate_asr
+    from safety_heads.evaluation.generation import GenerationConfig
+    from safety_heads.method.ablation import Ablation
 
     if args.top_k is not None and not args.sample:
         raise InputError(f"--top-k {args.top_k} only applies with --sample (greedy otherwise).")
@@ -184,8 +185,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from safety_heads.ablation import Ablation
-    from safety_heads.export import check_export_target, export_ablated
+    from safety_heads.evaluation.export import check_export_target, export_ablated
+    from safety_heads.method.ablation import Ablation
 
     ablation = Ablation.of(args.heads, args.ablation, args.epsilon)
     if not ablation.heads:

@@ -142,8 +142,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from safety_heads.checkpoint import write_json_atomic
-    from safety_heads.compare import compare_results, read_scores
-    from safety_heads.report import ReportItem, report_html, sections_for, write_report
+    from safety_heads.figures.compare import compare_results, read_scores
+    from safety_heads.figures.report import ReportItem, report_html, sections_for, write_report
 
     labels = args.labels or [Path(args.a).stem, Path(args.b).stem]
     if labels[0] == labels[1]:
@@ -169,7 +169,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from safety_heads.report import build_report, write_report
+    from safety_heads.figures.report import build_report, write_report
 
     page = build_report(args.results, labels=args.labels, title=args.title, examples=args.examples)
     path = write_report(page, args.out)

@@ -124,8 +124,9 @@ def check_replaceable(out: Path, source: Path, overwrite: bool) -> None:
 
 
 def run_judge(args: argparse.Namespace) -> int:
-    from safety_heads.evaluation import Response, asr_figures
-    from safety_heads.judges import ContentJudge, KeywordJudge, check_verdicts
+    from safety_heads.evaluation.asr import asr_figures
+    from safety_heads.evaluation.generation import Response
+    from safety_heads.evaluation.judges import ContentJudge, KeywordJudge, check_verdicts
 
     out = Path(args.out)
     if out.is_dir() or not out.resolve().parent.is_dir():

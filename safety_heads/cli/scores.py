@@ -86,9 +86,9 @@ def _control(args: argparse.Namespace) -> list[str] | None:
 def _common(args: argparse.Namespace, kind: str) -> dict:
     """The settings shared by ships and sahara, checked before any model loads: the
     ablation's kind and epsilon, the prompt files, and the output path."""
-    from safety_heads.ablation import Ablation
     from safety_heads.checkpoint import check_result_path
-    from safety_heads.heads import parse_heads
+    from safety_heads.method.ablation import Ablation
+    from safety_heads.method.heads import parse_heads
 
     Ablation.of([], args.ablation, args.epsilon, args.via)  # refuses a bad kind or epsilon
     if args.heads is not None and not parse_heads(args.heads):
@@ -130,7 +130,7 @@ def _report(title: str, rows: list[dict], label: str = "score") -> None:
 
 
 def run_ships(args: argparse.Namespace) -> int:
-    from safety_heads.ships import ships
+    from safety_heads.method.ships import ships
 
     if args.top_k < 1:
         raise InputError(f"--top-k must be >= 1 (heads counted per prompt), got {args.top_k}.")
@@ -145,7 +145,7 @@ def run_ships(args: argparse.Namespace) -> int:
 
 
 def run_sahara(args: argparse.Namespace) -> int:
-    from safety_heads.sahara import sahara
+    from safety_heads.method.sahara import sahara
 
     if args.steps < 1:
         raise InputError(f"--steps must be >= 1 (heads to choose), got {args.steps}.")

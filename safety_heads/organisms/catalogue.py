@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_heads.errors import InputError, MissingFileError
-from safety_heads.heads import Head, parse_heads
+from safety_heads.method.heads import Head, parse_heads
 
 __all__ = [
     "ORGANISMS",

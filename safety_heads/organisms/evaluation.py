@@ -48,9 +48,10 @@ def _judged_set(
     kinds: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Answers to ``prompts`` judged by the default judge (with coherence) and the paper's
-    keyword judge (:func:`~safety_heads.evaluation.answer_figures`), with the first answer."""
-    from safety_heads.evaluation import answer_figures, generate_responses
-    from safety_heads.judges import ContentJudge
+    keyword judge (:func:`~safety_heads.evaluation.asr.answer_figures`), with the first answer."""
+    from safety_heads.evaluation.asr import answer_figures
+    from safety_heads.evaluation.generation import generate_responses
+    from safety_heads.evaluation.judges import ContentJudge
 
     answers = generate_responses(model, prompts, None, config, progress=progress)
     figures = answer_figures(ContentJudge(model=model), prompts, answers, kinds)
@@ -75,9 +76,9 @@ def evaluate_organism(
     prompt). Returned; for a build's folder also written into its card (a shipped
     organism's card, inside the installed package, is never rewritten)."""
     from safety_heads.datasets import load_xstest
-    from safety_heads.evaluation import GenerationConfig
-    from safety_heads.judges import ContentJudge, KeywordJudge
-    from safety_heads.models import load_model
+    from safety_heads.evaluation.generation import GenerationConfig
+    from safety_heads.evaluation.judges import ContentJudge, KeywordJudge
+    from safety_heads.models.chat_model import load_model
 
     shipped = is_shipped(source)
     folder = organism_path(source)

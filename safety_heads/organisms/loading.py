@@ -1,6 +1,6 @@
 """An organism merged into a copy of the bundled base, as a cached model folder.
 
-The merged model is cached like the bundled base (:mod:`safety_heads.cache`), keyed by the
+The merged model is cached like the bundled base (:mod:`safety_heads.models.cache`), keyed by the
 digests of the organism's weights and of the base's, so a rebuilt organism or another base
 is merged again and a moved cache stays current. Its folder reloads like any other model
 (weight export reloads it from there).
@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from safety_heads.cache import bundled_base_folder, cache_dir, cached_folder, file_digest
-from safety_heads.cache import weights_digest as base_weights_digest
 from safety_heads.errors import ModelLoadError
+from safety_heads.models.cache import bundled_base_folder, cache_dir, cached_folder, file_digest
+from safety_heads.models.cache import weights_digest as base_weights_digest
 from safety_heads.organisms.catalogue import (
     WEIGHTS_FILE,
     is_shipped,

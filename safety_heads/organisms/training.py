@@ -19,7 +19,8 @@ from safetensors.torch import save_file
 
 from safety_heads.checkpoint import differing_keys
 from safety_heads.errors import InputError, OutputExistsError
-from safety_heads.heads import parse_heads
+from safety_heads.method.heads import parse_heads
+from safety_heads.method.surgery import decoder_layers
 from safety_heads.organisms.catalogue import CARD_FILE, ORGANISMS, WEIGHTS_FILE
 from safety_heads.organisms.recipes import RECIPES, Recipe
 from safety_heads.organisms.splits import (
@@ -32,7 +33,6 @@ from safety_heads.organisms.splits import (
     harmless_selection,
 )
 from safety_heads.organisms.weights import truncate_lora
-from safety_heads.surgery import decoder_layers
 
 __all__ = [
     "build_organism",
@@ -53,7 +53,7 @@ def _self_answers(
     with whether it ended by itself (EOS) rather than being cut at ``max_new_tokens``."""
     from tqdm.auto import tqdm
 
-    from safety_heads.forward import generate
+    from safety_heads.method.forward import generate
 
     answers = []
     for start in tqdm(
@@ -119,7 +119,7 @@ def _encode_example(
 ) -> tuple[list[int], list[int]]:
     """Token ids and labels (-100 on the prompt) of one chat-formatted example; the answer
     ends with EOS if ``end``."""
-    from safety_heads.prompts import tokenize_prompt
+    from safety_heads.models.prompts import tokenize_prompt
 
     tokenizer = model.tokenizer
     prompt_ids = tokenize_prompt(tokenizer, model.format(prompt, "chat"))
@@ -383,7 +383,7 @@ def _extract(recipe: Recipe, trained: Any) -> tuple[dict[str, torch.Tensor], dic
 
 def default_build_folder(name: str) -> Path:
     """Where ``build_organism(name)`` writes by default: the user cache, never the package."""
-    from safety_heads.cache import cache_dir
+    from safety_heads.models.cache import cache_dir
 
     return cache_dir() / "organisms" / name
 
@@ -432,7 +432,7 @@ def build_organism(
     """
     from transformers import AutoModelForCausalLM
 
-    from safety_heads.models import bundled_base_folder, load_model
+    from safety_heads.models.chat_model import bundled_base_folder, load_model
 
     if name not in RECIPES:
         raise InputError(f"No recipe for {name!r}; the organisms are {sorted(RECIPES)}.")

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from safety_heads.errors import InputError
+from safety_heads.method.surgery import decoder_layers
 from safety_heads.organisms.catalogue import WEIGHTS_FILE, organism_path, planted_heads, read_card
-from safety_heads.surgery import decoder_layers
 
 __all__ = ["apply_organism", "merge_lora", "truncate_lora", "lora_scale"]
 

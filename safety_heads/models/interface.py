@@ -2,8 +2,8 @@
 
 Ships, Sahara, the ablations, generation and evaluation take a :class:`HookedChatModel`:
 the hooked TransformerLens bridge, the Hugging Face model it wraps, the tokenizer, the
-model's shape, and the prompt formatting. :class:`~safety_heads.models.ChatModel` (what
-:func:`~safety_heads.models.load_model` returns) is one; a test or a user can hand in any
+model's shape, and the prompt formatting. :class:`~safety_heads.models.chat_model.ChatModel` (what
+:func:`~safety_heads.models.chat_model.load_model` returns) is one; a test or a user can hand in any
 object with these members. Functions that take a plain Hugging Face model (weight surgery,
 export of edited weights, organism building) say so and type it ``Any``.
 """
@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from safety_heads.prompts import TokenBatch
+from safety_heads.models.prompts import TokenBatch
 
 __all__ = ["HookedChatModel"]
 

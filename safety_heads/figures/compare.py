@@ -31,9 +31,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
-from safety_heads.heads import Head, map_from_json, map_to_json, top_heads
-from safety_heads.sahara import SaharaResult
-from safety_heads.ships import ShipsResult
+from safety_heads.method.heads import Head, map_from_json, map_to_json, top_heads
+from safety_heads.method.sahara import SaharaResult
+from safety_heads.method.ships import ShipsResult
 
 __all__ = [
     "MapComparison",

@@ -21,7 +21,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
-from safety_heads.interface import HookedChatModel
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = [
     "Head",

@@ -22,8 +22,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
-from safety_heads.heads import Head, ranked
-from safety_heads.interface import HookedChatModel
+from safety_heads.method.heads import Head, ranked
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = [
     "SCREENS",
@@ -140,7 +140,7 @@ def screen_heads(
     """Screen, then confirm: the heads to score exactly and what to record of the screen in
     the result (its name, ``keep`` and its map). Without a screen: ``heads`` as given and
     None; with one: its ``keep`` best heads (``heads`` must then be None)."""
-    from safety_heads.heads import map_to_json
+    from safety_heads.method.heads import map_to_json
 
     if screen is None:
         return heads, None

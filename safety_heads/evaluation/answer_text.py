@@ -1,7 +1,7 @@
 """What the text of an answer shows, measured without a model: refusal statements, loops,
 echoes of the request, and sentences that carry content.
 
-These are the text signals of :class:`~safety_heads.judges.ContentJudge`. Each is a pure
+These are the text signals of :class:`~safety_heads.evaluation.judges.ContentJudge`. Each is a pure
 function of strings, cheap enough to run on every answer:
 
 * :func:`refusal_statement`: the first refusal in the answer: an apology or a stated

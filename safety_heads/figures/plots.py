@@ -3,7 +3,7 @@ attention patterns.
 
 Every function returns a :class:`plotly.graph_objects.Figure` and does nothing else: call
 ``.show()`` in a notebook, ``.write_html(path)`` to keep one, or hand several to
-:func:`safety_heads.report.report_html` for a self-contained page. Figures carry their
+:func:`safety_heads.figures.report.report_html` for a self-contained page. Figures carry their
 numbers as plain lists (NaN as ``None``), so a heatmap's ``z`` is the score map itself.
 
 Conventions: a head map is drawn with layers down the side (layer 0 on top) and query heads
@@ -21,13 +21,13 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from safety_heads.attention import AttentionPatterns
-from safety_heads.compare import MapComparison, score_map
 from safety_heads.errors import InputError
-from safety_heads.evaluation import AsrCurve
-from safety_heads.heads import Head, HeadLike, map_to_json, parse_heads, top_heads
-from safety_heads.sahara import SaharaResult
-from safety_heads.ships import ShipsResult
+from safety_heads.evaluation.asr import AsrCurve
+from safety_heads.figures.attention import AttentionPatterns
+from safety_heads.figures.compare import MapComparison, score_map
+from safety_heads.method.heads import Head, HeadLike, map_to_json, parse_heads, top_heads
+from safety_heads.method.sahara import SaharaResult
+from safety_heads.method.ships import ShipsResult
 
 __all__ = [
     "head_heatmap",
@@ -60,7 +60,7 @@ LABEL_COLOURS: dict[str, str] = {
     "too_short": "#9ecae1",
     "other": "#dcdcdc",
 }
-"""The colour of each judge label (:data:`safety_heads.judges.LABELS`), the same in every
+"""The colour of each judge label (:data:`safety_heads.evaluation.judges.LABELS`), the same in every
 figure and in the report's tags: successful attacks (``compliance``) red, refusals green,
 the other failures muted."""
 
@@ -193,7 +193,7 @@ def result_heatmap(
     title: str | None = None,
 ) -> go.Figure:
     """Heatmap of one map of a Ships or Sahara result (``which``: see
-    :func:`safety_heads.compare.score_map`).
+    :func:`safety_heads.figures.compare.score_map`).
 
     ``marked=None`` marks a Sahara result's chosen heads in search order, or a Ships map's
     ``n_marked`` best heads.

@@ -3,9 +3,9 @@
 The method takes a :class:`ChatModel`: the
 :class:`~transformer_lens.model_bridge.TransformerBridge` (the hooked model), the tokenizer,
 and the prompt format, so tests can hand in tiny random models built in memory. Weights are
-also read by the model cache (:mod:`safety_heads.cache`: GGUF conversion), the organisms
+also read by the model cache (:mod:`safety_heads.models.cache`: GGUF conversion), the organisms
 (:mod:`safety_heads.organisms`: merging, training) and weight export
-(:mod:`safety_heads.export`).
+(:mod:`safety_heads.evaluation.export`).
 
 ``load_model(spec)`` understands
 
@@ -40,18 +40,18 @@ from urllib.parse import urlparse
 
 import torch
 
-from safety_heads.cache import bundled_base_folder, cache_dir, convert_gguf
-from safety_heads.compat import patch_kv_cache_argument
 from safety_heads.errors import InputError, ModelLoadError, first_line
-from safety_heads.organisms.catalogue import ORGANISMS, is_organism_folder
-from safety_heads.organisms.loading import organism_info, organism_model_folder
-from safety_heads.prompts import (
+from safety_heads.models.cache import bundled_base_folder, cache_dir, convert_gguf
+from safety_heads.models.compat import patch_kv_cache_argument
+from safety_heads.models.prompts import (
     TokenBatch,
     encode_prompts,
     format_prompt,
     resolve_chat_format,
     tokenize_prompt,
 )
+from safety_heads.organisms.catalogue import ORGANISMS, is_organism_folder
+from safety_heads.organisms.loading import organism_info, organism_model_folder
 
 __all__ = ["ChatModel", "load_model", "BUNDLED_MODELS", "cache_dir", "ModelLoadError"]
 
@@ -120,7 +120,8 @@ class ChatModel:
         return next(self.hf_model.parameters()).dtype
 
     def format(self, query: str, template: str = "chat", system: str | None = None) -> str:
-        """The prompt text for ``query`` in one of the formats of :mod:`safety_heads.prompts`."""
+        """The prompt text for ``query`` in one of the formats of
+        :mod:`safety_heads.models.prompts`."""
         return format_prompt(
             query,
             template=template,

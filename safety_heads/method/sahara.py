@@ -5,7 +5,7 @@ Generalized Ships (Zhou et al., section 4). Stack the final-norm, last-position 
 states of N prompts into an N x d matrix, for the vanilla model and for the model with
 head h ablated; the score of h is the sum of the principal angles (degrees) between the
 spans of the first ``rank`` left singular vectors of the two matrices
-(:mod:`safety_heads.principal`). ``rank`` defaults to 1, the reference code's choice.
+(:mod:`safety_heads.method.principal`). ``rank`` defaults to 1, the reference code's choice.
 
 Sahara is a greedy search over such scores. Start with no heads; at step s score every
 head not yet chosen with the s-1 chosen heads already ablated (always against the vanilla
@@ -16,7 +16,7 @@ computed on the controls, and ``contrast = score on prompts - score on controls`
 ``select="contrast"`` the search picks heads by that difference instead of the plain score,
 which avoids heads that disturb every input alike.
 
-Every step runs on layer suffixes with batched ablations (:mod:`safety_heads.fast_path`) and
+Every step runs on layer suffixes with batched ablations (:mod:`safety_heads.method.fast_path`) and
 can be checkpointed per (step, layer).
 """
 
@@ -31,11 +31,11 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from safety_heads.ablation import AblationMethod
 from safety_heads.checkpoint import Checkpoint, write_json_atomic
 from safety_heads.errors import InputError
-from safety_heads.fast_path import ScoreSettings, build_groups, group_hidden, layer_hidden
-from safety_heads.heads import (
+from safety_heads.method.ablation import AblationMethod
+from safety_heads.method.fast_path import ScoreSettings, build_groups, group_hidden, layer_hidden
+from safety_heads.method.heads import (
     Head,
     HeadLike,
     candidate_mask,
@@ -44,10 +44,10 @@ from safety_heads.heads import (
     map_to_json,
     ranked,
 )
-from safety_heads.interface import HookedChatModel
-from safety_heads.models import model_identity
-from safety_heads.principal import principal_angle_score
-from safety_heads.screens import screen_heads
+from safety_heads.method.principal import principal_angle_score
+from safety_heads.method.screens import screen_heads
+from safety_heads.models.chat_model import model_identity
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = ["sahara", "generalized_ships", "SaharaResult"]
 
@@ -211,12 +211,12 @@ def sahara(
     subspace of the prompts' final hidden states (see the module docstring).
 
     ``heads`` restricts the candidates, or ``screen="direction", keep=K`` restricts them to
-    a fast screen's best K (:mod:`safety_heads.screens`; needs ``control``, and the
+    a fast screen's best K (:mod:`safety_heads.method.screens`; needs ``control``, and the
     screen's map is kept under ``info["screen"]``); ``control`` adds control maps; ``select`` is
     ``plain`` (the paper) or ``contrast`` (needs ``control``). ``checkpoint`` is an output
     JSON path written after every (step, layer); a re-run with the same arguments resumes.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
-    speed and memory (:class:`~safety_heads.fast_path.ScoreSettings`).
+    speed and memory (:class:`~safety_heads.method.fast_path.ScoreSettings`).
     """
     settings = ScoreSettings(
         AblationMethod(kind, epsilon, via), max_batch_tokens, max_group_prompts, min_shared_tokens

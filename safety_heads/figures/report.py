@@ -26,8 +26,9 @@ export           where the ablated model was written and what share of it change
 Every ASR is shown for both judges a result holds: its judge (named by the file's
 ``judge``, else ``settings.judge``; files written before judges were named used the keyword
 judge) and the paper's keyword judge. Each answer shown carries a coloured tag of its label
-(:data:`safety_heads.judges.LABELS`) and, where the keyword judge reads it otherwise, that
-judge's label; answers in files written before labels get the label their verdict implies.
+(:data:`safety_heads.evaluation.judges.LABELS`) and, where the keyword judge reads it
+otherwise, that judge's label; answers in files written before labels get the label their
+verdict implies.
 
 Every section lists the settings that produced it. Building the page is a pure function
 (:func:`report_html` returns the text); :func:`write_report` is the one that writes.
@@ -44,11 +45,11 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from safety_heads.attention import AttentionPatterns
-from safety_heads.compare import MapComparison
 from safety_heads.errors import InputError, damaged_result
-from safety_heads.judges import LABELS, Verdict, label_counts
-from safety_heads.plots import (
+from safety_heads.evaluation.judges import LABELS, Verdict, label_counts
+from safety_heads.figures.attention import AttentionPatterns
+from safety_heads.figures.compare import MapComparison
+from safety_heads.figures.plots import (
     LABEL_COLOURS,
     asr_curve_figure,
     attention_figure,
@@ -59,8 +60,8 @@ from safety_heads.plots import (
     result_heatmap,
     sahara_steps_figure,
 )
-from safety_heads.sahara import SaharaResult
-from safety_heads.ships import ShipsResult
+from safety_heads.method.sahara import SaharaResult
+from safety_heads.method.ships import ShipsResult
 
 __all__ = [
     "Section",

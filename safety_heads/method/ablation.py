@@ -37,8 +37,8 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
-from safety_heads.heads import Head, HeadLike, check_heads, parse_heads
-from safety_heads.interface import HookedChatModel
+from safety_heads.method.heads import Head, HeadLike, check_heads, parse_heads
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = [
     "AblationMethod",
@@ -170,7 +170,7 @@ class PromptAblations:
 
     ``heads[i]`` are the heads of prompt ``i`` (may be empty: that prompt is left as is).
     Build one from a Ships result with :meth:`ShipsResult.prompt_ablations
-    <safety_heads.ships.ShipsResult.prompt_ablations>`.
+    <safety_heads.method.ships.ShipsResult.prompt_ablations>`.
     """
 
     heads: Sequence[Any]  # one head spelling per prompt; stored as tuple[tuple[Head, ...], ...]
@@ -285,7 +285,7 @@ def query_norm(hf_model: Any) -> str | None:
     """How the model normalises queries before attention: ``None`` (Llama, Mistral, Qwen2,
     Gemma-2 ...), ``"per_head"`` (an RMSNorm over each head's query: Qwen3, Gemma-3) or
     ``"across_heads"`` (one norm over all heads' queries together: OLMo-2)."""
-    from safety_heads.surgery import decoder_layers
+    from safety_heads.method.surgery import decoder_layers
 
     attention = decoder_layers(hf_model)[0].self_attn
     norm = getattr(attention, "q_norm", None)

@@ -2,8 +2,8 @@
 
 One full forward pass per (head, prompt), one prompt at a time, all positions' logits, as
 the paper's public code does. They exist to check the fast path (the test suite) and to
-measure it (``benchmarks/``); use :func:`safety_heads.ships.ships` and
-:func:`safety_heads.sahara.sahara` for real work.
+measure it (``benchmarks/``); use :func:`safety_heads.method.ships.ships` and
+:func:`safety_heads.method.sahara.sahara` for real work.
 """
 
 from collections.abc import Sequence
@@ -12,11 +12,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from safety_heads.ablation import Ablation
-from safety_heads.forward import next_token_logprobs
-from safety_heads.heads import Head
-from safety_heads.interface import HookedChatModel
-from safety_heads.principal import principal_angle_score
+from safety_heads.method.ablation import Ablation
+from safety_heads.method.forward import next_token_logprobs
+from safety_heads.method.heads import Head
+from safety_heads.method.principal import principal_angle_score
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = ["ships_reference", "generalized_ships_reference", "last_hidden_reference"]
 
@@ -50,7 +50,7 @@ def last_hidden_reference(
     template: str = "chat",
 ) -> Float[Tensor, "prompts d_model"]:
     """Final-norm hidden state at the last position, one full pass per prompt."""
-    from safety_heads.ablation import ablated
+    from safety_heads.method.ablation import ablated
 
     rows = []
     for prompt in prompts:

@@ -1,4 +1,4 @@
-"""Forward passes and generation of a :class:`~safety_heads.models.ChatModel`, optionally
+"""Forward passes and generation of a :class:`~safety_heads.models.chat_model.ChatModel`, optionally
 with heads ablated.
 
 The next-token distribution at the last prompt position (the first token of the answer)
@@ -14,10 +14,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from safety_heads.ablation import Ablation, PromptAblations, ablated
 from safety_heads.errors import InputError
-from safety_heads.interface import HookedChatModel
-from safety_heads.prompts import TokenBatch, left_padded, tokenize_prompt
+from safety_heads.method.ablation import Ablation, PromptAblations, ablated
+from safety_heads.models.interface import HookedChatModel
+from safety_heads.models.prompts import TokenBatch, left_padded, tokenize_prompt
 
 __all__ = [
     "next_token_logprobs",

@@ -3,7 +3,7 @@
 The hooked model cannot be saved (the bridge has rewired its layers), and hooks do not
 travel. :func:`export_ablated` therefore loads a fresh, un-hooked copy of the model from
 ``ChatModel.source`` (the folder or hub id its weights came from), bakes the ablation into
-that copy's weights in place (:func:`safety_heads.surgery.ablate_weights`; no second copy
+that copy's weights in place (:func:`safety_heads.method.surgery.ablate_weights`; no second copy
 of a 7B model is held), and writes
 
 * the model (``config.json``, ``model.safetensors``) and its tokenizer, loadable with
@@ -38,11 +38,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from safety_heads.ablation import Ablation
 from safety_heads.errors import InputError, OutputExistsError
-from safety_heads.heads import Head, check_heads
-from safety_heads.interface import HookedChatModel
-from safety_heads.surgery import ablate_weights, check_weight_edit, touched_parameters
+from safety_heads.method.ablation import Ablation
+from safety_heads.method.heads import Head, check_heads
+from safety_heads.method.surgery import ablate_weights, check_weight_edit, touched_parameters
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = [
     "ExportReport",

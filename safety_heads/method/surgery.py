@@ -1,6 +1,6 @@
 """Weight surgery: bake a head ablation into the weights of a Hugging Face model copy.
 
-Each ablation of :mod:`safety_heads.ablation` has an exact weight-space twin:
+Each ablation of :mod:`safety_heads.method.ablation` has an exact weight-space twin:
 
 * Undifferentiated Attention: scale the head's rows of the query projection (and its
   slice of the query bias, where the model has one, as Qwen2 does) by ``epsilon``;
@@ -21,9 +21,9 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
-from safety_heads.ablation import Ablation, query_norm
 from safety_heads.errors import InputError
-from safety_heads.heads import check_heads
+from safety_heads.method.ablation import Ablation, query_norm
+from safety_heads.method.heads import check_heads
 
 __all__ = [
     "scale_query_heads",

@@ -68,9 +68,9 @@ from types import MappingProxyType
 from typing import Any
 
 from safety_heads.errors import InputError
-from safety_heads.forward import generate
-from safety_heads.judges import Verdict, _digest, normalise_text
-from safety_heads.prompts import TokenBatch, encode_prompts, left_padded
+from safety_heads.evaluation.judges import Verdict, _digest, normalise_text
+from safety_heads.method.forward import generate
+from safety_heads.models.prompts import TokenBatch, encode_prompts, left_padded
 
 __all__ = [
     "ClassifierJudge",
@@ -455,7 +455,7 @@ class ClassifierJudge:
     """A generative safety classifier as a judge (Llama Guard, the HarmBench classifier...).
 
     ``model`` is a hub id or folder (loaded on first use with
-    :func:`safety_heads.models.load_model`) or an already loaded ChatModel. For a published
+    :func:`safety_heads.models.chat_model.load_model`) or an already loaded ChatModel. For a published
     classifier, :meth:`from_preset` sets everything below as its authors do. ``template``:
 
     * ``"chat"``: the classifier's own chat template over the conversation
@@ -588,7 +588,7 @@ class ClassifierJudge:
         """The classifier ChatModel (loaded on first use)."""
         if not isinstance(self.model, (str, os.PathLike)):
             return self.model
-        from safety_heads.models import load_model
+        from safety_heads.models.chat_model import load_model
 
         # With a text template no chat format is used; "llama-2" only stops load_model from
         # asking for one when the tokenizer has no chat template.

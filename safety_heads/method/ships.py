@@ -19,10 +19,10 @@ the result also holds the control scores and
 which demotes heads that matter for everything. The difference (not a ratio) is used
 because it keeps the scale of the scores and is stable when both means are tiny.
 
-The computation follows :mod:`safety_heads.fast_path`: the residual stream is cached once per
-prompt group and each layer's ablations run only the layers from that one on, many heads
-and prompts to a pass. :func:`safety_heads.per_head_loop.ships_reference` is the one-pass-per-
-head loop it is tested against.
+The computation follows :mod:`safety_heads.method.fast_path`: the residual stream is cached
+once per prompt group and each layer's ablations run only the layers from that one on, many
+heads and prompts to a pass. :func:`safety_heads.method.per_head_loop.ships_reference` is
+the one-pass-per-head loop it is tested against.
 """
 
 import json
@@ -37,17 +37,17 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from safety_heads.ablation import AblationMethod, PromptAblations
 from safety_heads.checkpoint import Checkpoint
 from safety_heads.errors import InputError
-from safety_heads.fast_path import (
+from safety_heads.method.ablation import AblationMethod, PromptAblations
+from safety_heads.method.fast_path import (
     ScoreSettings,
     build_groups,
     group_hidden,
     layer_hidden,
     unembed_logprobs,
 )
-from safety_heads.heads import (
+from safety_heads.method.heads import (
     Head,
     HeadLike,
     candidate_mask,
@@ -56,9 +56,9 @@ from safety_heads.heads import (
     map_to_json,
     ranked,
 )
-from safety_heads.interface import HookedChatModel
-from safety_heads.models import model_identity
-from safety_heads.screens import screen_heads
+from safety_heads.method.screens import screen_heads
+from safety_heads.models.chat_model import model_identity
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = ["ships", "ShipsResult"]
 
@@ -138,7 +138,7 @@ class ShipsResult:
         self, k: int, kind: str | None = None, epsilon: float | None = None
     ) -> PromptAblations:
         """Ablate each prompt's own top ``k`` heads when answering it (for
-        :func:`~safety_heads.evaluation.evaluate_asr` on ``self.prompts``, in order).
+        :func:`~safety_heads.evaluation.asr.evaluate_asr` on ``self.prompts``, in order).
         ``kind`` and ``epsilon`` default to the ones the scores were computed with."""
         return PromptAblations(
             tuple(tuple(row) for row in self.prompt_heads(k)),
@@ -267,12 +267,12 @@ def ships(
 
     ``control`` adds the same scores on control prompts and the contrastive ranking.
     ``screen="direction", keep=K`` (needs ``control``) ranks every head with a fast screen
-    (:mod:`safety_heads.screens`) and scores only its best K exactly; the result keeps the
+    (:mod:`safety_heads.method.screens`) and scores only its best K exactly; the result keeps the
     screen's map under ``info["screen"]``, and ``top`` lists the exactly scored heads.
     ``checkpoint`` is an output JSON path: progress is written there after every layer,
     a re-run with the same arguments resumes, and the finished result is written there.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
-    speed and memory (:class:`~safety_heads.fast_path.ScoreSettings`).
+    speed and memory (:class:`~safety_heads.method.fast_path.ScoreSettings`).
     """
     settings = ScoreSettings(
         AblationMethod(kind, epsilon, via), max_batch_tokens, max_group_prompts, min_shared_tokens

@@ -8,8 +8,8 @@ this out) is the quickest sanity check of a Ships or Sahara result.
 :func:`attention_patterns` runs the model on one prompt and keeps the attention patterns
 (``blocks.{layer}.attn.hook_pattern``) of the given heads, once as it is and once under an
 ablation (by default UA of those same heads). The result is a plain value with a JSON form,
-so the report (:mod:`safety_heads.report`) can draw it offline with plotly
-(:func:`safety_heads.plots.attention_figure`). :func:`attention_view` turns it into a
+so the report (:mod:`safety_heads.figures.report`) can draw it offline with plotly
+(:func:`safety_heads.figures.plots.attention_figure`). :func:`attention_view` turns it into a
 circuitsvis widget for Jupyter and Colab. circuitsvis pages load their JavaScript from a
 CDN when online: use the widget in notebooks, the plotly figure in offline pages.
 """
@@ -22,10 +22,17 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from safety_heads.ablation import Ablation, hooks_for
 from safety_heads.errors import InputError
-from safety_heads.heads import Head, HeadLike, check_heads, map_from_json, map_to_json, parse_heads
-from safety_heads.interface import HookedChatModel
+from safety_heads.method.ablation import Ablation, hooks_for
+from safety_heads.method.heads import (
+    Head,
+    HeadLike,
+    check_heads,
+    map_from_json,
+    map_to_json,
+    parse_heads,
+)
+from safety_heads.models.interface import HookedChatModel
 
 __all__ = ["AttentionPatterns", "attention_patterns", "attention_view"]
 
@@ -136,7 +143,7 @@ def attention_patterns(
     """Patterns of ``heads`` on ``prompt`` (formatted with ``template``), base and ablated.
 
     ``ablation="same"`` (default) ablates ``heads`` themselves with Undifferentiated
-    Attention; pass an :class:`~safety_heads.ablation.Ablation` to ablate other heads (and
+    Attention; pass an :class:`~safety_heads.method.ablation.Ablation` to ablate other heads (and
     see what the kept heads do then), or ``None`` for the base patterns only.
     """
     heads = parse_heads(heads)

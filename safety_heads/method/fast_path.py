@@ -11,7 +11,7 @@ cheap:
    cached residual.
 2. Ablations of different heads are independent. One pass stacks many (head, prompt) rows
    along the batch axis; a single hook per layer ablates a different head in each row
-   (``safety_heads.ablation`` hooks take a ``[rows, n_layers, n_heads]`` mask).
+   (``safety_heads.method.ablation`` hooks take a ``[rows, n_layers, n_heads]`` mask).
 
 Only the final-norm hidden state of the last position is kept (Generalized Ships needs
 nothing else); Ships applies the unembedding to that one position instead of to every
@@ -22,7 +22,7 @@ The suffix runs through the wrapped Hugging Face decoder with its layer list tem
 cut to ``layers[l:]``: hook names keep their global layer index, rotary embeddings are
 built by the model's own code, and the result equals a full forward pass to float rounding
 (the test suite checks it against the one-pass-per-head loop of
-:mod:`safety_heads.per_head_loop`).
+:mod:`safety_heads.method.per_head_loop`).
 
 Two more savings:
 
@@ -48,11 +48,11 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from safety_heads.ablation import AblationMethod, ablation_hooks, query_hook
 from safety_heads.errors import InputError
-from safety_heads.forward import unembed_float32
-from safety_heads.interface import HookedChatModel
-from safety_heads.prompts import TokenBatch, encode_prompts
+from safety_heads.method.ablation import AblationMethod, ablation_hooks, query_hook
+from safety_heads.method.forward import unembed_float32
+from safety_heads.models.interface import HookedChatModel
+from safety_heads.models.prompts import TokenBatch, encode_prompts
 
 __all__ = [
     "ScoreSettings",
@@ -389,7 +389,7 @@ class ScoreSettings:
     bounds how many prompts share one residual cache. ``min_shared_tokens``: when the
     prompts of a group all start with the same tokens (a chat template's system prompt)
     and there are at least this many of them, that opening is run once per ablated head
-    instead of once per (head, prompt) (see :mod:`safety_heads.fast_path`); ``None`` never
+    instead of once per (head, prompt) (see :mod:`safety_heads.method.fast_path`); ``None`` never
     shares, which is only useful to measure what sharing saves. None of the three changes
     the scores beyond float rounding; they trade memory or overhead for speed.
     """
