@@ -136,4 +136,4 @@ def test_tested_architectures_load_without_a_warning(family):
     name, _, pristine = family
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        sh.models.warn_if_untested(pristine, name)
+        sh.models.chat_model.warn_if_untested(pristine, name)
