@@ -6,7 +6,9 @@ tokenizer's 49,152-token vocabulary) in bfloat16 on a GPU:
 (a) Ships over all 1,024 heads x 32 AdvBench prompts (chat template);
 (b) one Sahara step (Generalized Ships of every head, rank 1) over 100 prompts;
 (c) the one-pass-per-head reference loop on a sample of heads for both, scaled to all
-    heads, with the largest difference between its scores and the fast path's.
+    heads, with the largest difference between its scores and the fast path's;
+(d) the attribution-patching screen (``screen="atp"``, Undifferentiated Attention) over all
+    1,024 heads x the Sahara prompts (100): one forward and one backward pass per batch.
 
 It prints the times, the speed-ups, the agreement and the peak GPU memory, in one process.
 Anchors: the paper needed about 6 A100-hours for Ships and Sahara on Llama-2-7b-chat; the
@@ -29,6 +31,7 @@ import safety_heads as sh
 from safety_heads.method.heads import Head
 from safety_heads.method.per_head_loop import generalized_ships_reference, ships_reference
 from safety_heads.method.sahara import generalized_ships
+from safety_heads.method.screens import attribution_scores
 
 SHAPES = {  # hidden, layers, heads, intermediate
     "llama-2-7b": (4096, 32, 32, 11008),
@@ -126,6 +129,10 @@ def run(shape: str, device: str, dtype: torch.dtype, n_ships: int, n_sahara: int
         lambda: generalized_ships_reference(model, prompts[:n_sahara], heads, template="chat")
     )
     step_chosen = step.scores[[h.layer for h in heads], [h.head for h in heads]]
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    screen, screen_s = timed(lambda: attribution_scores(model, prompts[:n_sahara], batch_size=16))
+    screen_memory = torch.cuda.max_memory_allocated() if device.startswith("cuda") else 0
     return {
         "shape": shape,
         "device": device,
@@ -144,6 +151,10 @@ def run(shape: str, device: str, dtype: torch.dtype, n_ships: int, n_sahara: int
         "sahara_speedup": step_reference_s * scale / step_s,
         "sahara_max_difference_degrees": (step_chosen - step_reference).abs().max().item(),
         "sahara_peak_gpu_bytes": step_memory,
+        "atp_screen_prompts": n_sahara,
+        "atp_screen_seconds": screen_s,
+        "atp_screen_heads_scored": int(screen.scores.isfinite().sum()),
+        "atp_screen_peak_gpu_bytes": screen_memory,
     }
 
 
@@ -184,6 +195,11 @@ def main() -> None:
         f"{figures['sahara_reference_seconds']:.1f} s, {figures['sahara_speedup']:.1f}x; max "
         f"|difference| {figures['sahara_max_difference_degrees']:.1e} degrees; peak GPU "
         f"{figures['sahara_peak_gpu_bytes'] / gib:.1f} GiB"
+    )
+    print(
+        f"(d) atp screen, {figures['heads']} heads x {figures['atp_screen_prompts']} prompts: "
+        f"{figures['atp_screen_seconds']:.1f} s; peak GPU "
+        f"{figures['atp_screen_peak_gpu_bytes'] / gib:.1f} GiB"
     )
     print(json.dumps(figures))
     if args.out:

@@ -11,7 +11,9 @@ Every result is a dataclass with ``to_json()`` (the content of its file, without
 * ``side-effects``: :class:`~safety_heads.evaluation.side_effects.SideEffects` (``side_effects``);
 * ``comparison``: :class:`~safety_heads.figures.compare.MapComparison` (``compare --json``);
 * ``attention``: :class:`~safety_heads.figures.attention.AttentionPatterns`;
-* ``export``: :class:`~safety_heads.evaluation.export.ExportReport` (an export folder or its note).
+* ``export``: :class:`~safety_heads.evaluation.export.ExportReport` (an export folder or its note);
+* ``methods-benchmark``: :class:`~safety_heads.benchmark.MethodsBenchmark`
+  (``benchmarks/methods.py``).
 
 An unfinished run's file (a checkpoint) is refused with a message to finish it first;
 a file that parses but lacks what its kind needs is refused as damaged.
@@ -36,11 +38,13 @@ RESULT_KINDS = (
     "comparison",
     "attention",
     "export",
+    "methods-benchmark",
 )
 _CHECKPOINTED = ("ships", "sahara", "evaluate", "asr-curve", "side-effects")
 
 
 def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
+    from safety_heads.benchmark import MethodsBenchmark
     from safety_heads.evaluation.asr import AsrCurve, AsrResult
     from safety_heads.evaluation.export import ExportReport
     from safety_heads.evaluation.side_effects import SideEffects
@@ -58,6 +62,7 @@ def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
         "comparison": MapComparison.from_json,
         "attention": AttentionPatterns.from_json,
         "export": ExportReport.from_json,
+        "methods-benchmark": MethodsBenchmark.from_json,
     }
 
 

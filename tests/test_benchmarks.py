@@ -25,3 +25,4 @@ def test_gpu_scale_tiny_agrees_with_the_reference_loop(bundled_folder):
     assert figures["ships_max_difference"] < 1e-5
     assert figures["sahara_max_difference_degrees"] < 1e-3
     assert figures["ships_seconds"] > 0 and figures["sahara_step_seconds"] > 0
+    assert figures["atp_screen_heads_scored"] == 12 and figures["atp_screen_seconds"] > 0

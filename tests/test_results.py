@@ -11,6 +11,7 @@ import pytest
 from conftest import HARMFUL
 
 import safety_heads as sh
+from safety_heads.benchmark import MethodsBenchmark, benchmark_methods
 from safety_heads.evaluation.asr import AsrCurve, AsrResult
 from safety_heads.evaluation.export import ExportReport
 from safety_heads.evaluation.generation import GenerationConfig
@@ -46,6 +47,15 @@ def test_every_kind_loads_back_as_what_wrote_it(tiny, tmp_path):
     _saved(tmp_path / "attention.json", "attention", patterns.to_json())
     export = ExportReport(tmp_path, "tiny", "/models/tiny", ablation, 64, 10**5, "float32", "auto")
     (tmp_path / "safety-heads-export.json").write_text(json.dumps(export.to_json()))
+    sets = {
+        "harmful": HARMFUL[:2],
+        "harmless": HARMFUL[2:],
+        "asr": HARMFUL[:1],
+        "safe": HARMFUL[:1],
+    }
+    figures = benchmark_methods(model, "tiny", sets, SHORT, tmp_path / "work")
+    methods = MethodsBenchmark({"tiny": figures}, {"device": "cpu"})
+    _saved(tmp_path / "methods.json", "methods-benchmark", methods.to_json())
     written = {
         "ships.json": (ShipsResult, ships),
         "sahara.json": (SaharaResult, sahara),
@@ -55,6 +65,7 @@ def test_every_kind_loads_back_as_what_wrote_it(tiny, tmp_path):
         "cmp.json": (MapComparison, comparison),
         "attention.json": (AttentionPatterns, patterns),
         ".": (ExportReport, export),  # an export folder
+        "methods.json": (MethodsBenchmark, methods),
     }
     assert len(written) == len(RESULT_KINDS)
     for name, (cls, original) in written.items():

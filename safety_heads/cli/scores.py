@@ -12,6 +12,7 @@ from safety_heads.cli.common import (
     prompts_from_args,
 )
 from safety_heads.errors import InputError
+from safety_heads.method.screens import SCREENS
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +30,10 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--screen",
         default=None,
-        choices=["direction"],
-        help="rank every head with a fast screen first (direction: its write along the "
-        "refusal direction; needs --control) and score only the best --keep exactly",
+        choices=list(SCREENS),
+        help="rank every head with a fast screen first (atp: attribution patching of this "
+        "run's ablation; direction: its write along the refusal direction, needs --control) "
+        "and score only the best --keep exactly",
     )
     parser.add_argument("--keep", type=int, default=None, help="heads the screen passes on")
     parser.add_argument(
@@ -102,10 +104,13 @@ def _common(args: argparse.Namespace, kind: str) -> dict:
             raise InputError("Give --heads or --screen, not both.")
         if args.keep is None or args.keep < 1:
             raise InputError("--screen needs --keep K: how many of its best heads to score.")
-        if control is None:
-            raise InputError("--screen direction contrasts with harmless prompts: add --control.")
+        if args.screen == "direction" and control is None:
+            raise InputError(
+                "--screen direction contrasts with harmless prompts: add --control harmless, "
+                "or use --screen atp."
+            )
     elif args.keep is not None:
-        raise InputError("--keep goes with --screen; leave it out, or add --screen direction.")
+        raise InputError("--keep goes with --screen; leave it out, or add --screen atp.")
     check_result_path(args.out, kind)
     return dict(
         template=args.template,

@@ -25,7 +25,14 @@ from safety_heads.errors import InputError
 from safety_heads.evaluation.asr import AsrCurve
 from safety_heads.figures.attention import AttentionPatterns
 from safety_heads.figures.compare import MapComparison, score_map
-from safety_heads.method.heads import Head, HeadLike, map_to_json, parse_heads, top_heads
+from safety_heads.method.heads import (
+    Head,
+    HeadLike,
+    map_from_json,
+    map_to_json,
+    parse_heads,
+    top_heads,
+)
 from safety_heads.method.sahara import SaharaResult
 from safety_heads.method.ships import ShipsResult
 
@@ -42,6 +49,8 @@ __all__ = [
     "comparison_heatmaps",
     "comparison_scatter",
     "attention_figure",
+    "screen_heatmap",
+    "methods_figure",
     "MARK_NAME",
 ]
 
@@ -218,6 +227,33 @@ def result_heatmap(
         default_title = f"Ships {which}: {_describe(result)}"
     return head_heatmap(
         scores, marked=heads, title=default_title if title is None else title, value_label=label
+    )
+
+
+SCREEN_VALUES = {
+    "atp": "predicted drop, log-prob of the first answer token",
+    "direction": "write along the refusal direction",
+}
+
+
+def screen_heatmap(
+    result: ShipsResult | SaharaResult, *, n_marked: int = 10, title: str | None = None
+) -> go.Figure:
+    """The fast screen's map of a screened result (``ships``/``sahara`` with ``screen=``),
+    its ``n_marked`` best heads numbered: the map the exactly scored heads were chosen from."""
+    screen = result.info.get("screen")
+    if not screen:
+        raise InputError(
+            "This result was not screened (no info['screen']); run ships or sahara with "
+            "screen='atp' and keep=K to draw a screen's map."
+        )
+    scores = map_from_json(screen["map"])
+    return head_heatmap(
+        scores,
+        marked=top_heads(scores, min(n_marked, int(screen["keep"]))),
+        title=title or f"Screen {screen['name']}: {_describe(result)}; best {screen['keep']} exact",
+        value_label=SCREEN_VALUES.get(screen["name"], "screen score"),
+        colorscale="Cividis",
     )
 
 
@@ -632,4 +668,56 @@ def attention_figure(patterns: AttentionPatterns, *, title: str | None = None) -
             "colorbar": {"title": {"text": "weight"}},
         },
     )
+    return figure
+
+
+def methods_figure(figures: Mapping[str, Any], *, title: str = "") -> go.Figure:
+    """One model's methods benchmark (an entry of a ``methods-benchmark`` file's
+    ``models``): for each method, the ASR (left) and the over-refusal on safe prompts
+    (right) with its top 1, 3 and 5 heads ablated, each with its interval; the dotted line
+    is the model with no head ablated."""
+    methods = list(figures["methods"])
+    sizes = list(next(iter(figures["methods"].values()))["ablated"])
+    figure = make_subplots(
+        rows=1, cols=2, subplot_titles=("attack success rate", "over-refusal on safe prompts")
+    )
+    for index, size in enumerate(sizes):
+        colour = qualitative.Plotly[index % len(qualitative.Plotly)]
+        for col, (key, ci) in enumerate((("asr", "asr_ci"), ("over_refusal", "over_refusal_ci"))):
+            points = [figures["methods"][m]["ablated"][size] for m in methods]
+            values = [p[key] for p in points]
+            figure.add_trace(
+                go.Bar(
+                    x=methods,
+                    y=values,
+                    name=f"top {size}",
+                    legendgroup=size,
+                    showlegend=col == 0,
+                    marker={"color": colour},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [p[ci][1] - v for p, v in zip(points, values, strict=True)],
+                        "arrayminus": [v - p[ci][0] for p, v in zip(points, values, strict=True)],
+                    },
+                    text=[", ".join(p["heads"]) for p in points],
+                    hovertemplate="%{x}, top " + size + " (%{text}): %{y:.2f}<extra></extra>",
+                ),
+                row=1,
+                col=col + 1,
+            )
+            figure.add_hline(
+                y=figures["no_ablation"][key],
+                line={"dash": "dot", "color": "#444"},
+                row=1,
+                col=col + 1,
+            )
+    figure.update_layout(
+        title=title,
+        template=_TEMPLATE,
+        barmode="group",
+        height=420,
+        legend={"title": {"text": "heads ablated"}},
+    )
+    figure.update_yaxes(range=[0, 1])
     return figure

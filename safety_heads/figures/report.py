@@ -11,8 +11,10 @@ package writes and :func:`sections_for` turns loaded results into sections:
 ===============  ==========================================================================
 kind             sections
 ===============  ==========================================================================
-ships            mean-Ships heatmap (top heads marked), top-k frequency, contrast if any
-sahara           step-1 heatmap (chosen heads marked), score of the chosen head per step
+ships            mean-Ships heatmap (top heads marked), top-k frequency, contrast if any,
+                 and the fast screen's map when the heads were screened
+sahara           step-1 heatmap (chosen heads marked), score of the chosen head per step,
+                 and the screen's map when screened
 asr-curve        ASR vs number of ablated heads (all curves of the report in one figure,
                  the keyword judge's dashed), answer labels per point (stacked bars), the
                  judged answers at every point
@@ -21,6 +23,8 @@ side-effects     over-refusal and next-token KL on harmless prompts, answer labe
 comparison       side-by-side heatmaps, difference, scatter, Spearman and top-k Jaccard
 attention        the chosen heads' patterns on one prompt, base and ablated
 export           where the ablated model was written and what share of it changed
+methods-         per model: ASR and over-refusal with each method's top 1, 3, 5 heads
+benchmark        ablated; each method's time, agreement with exact Ships, planted ranks
 ===============  ==========================================================================
 
 Every ASR is shown for both judges a result holds: its judge (named by the file's
@@ -57,8 +61,10 @@ from safety_heads.figures.plots import (
     comparison_scatter,
     judge_of,
     label_bars_figure,
+    methods_figure,
     result_heatmap,
     sahara_steps_figure,
+    screen_heatmap,
 )
 from safety_heads.method.sahara import SaharaResult
 from safety_heads.method.ships import ShipsResult
@@ -83,6 +89,7 @@ REPORT_KINDS = (
     "comparison",
     "attention",
     "export",
+    "methods-benchmark",
 )
 
 
@@ -127,7 +134,7 @@ def read_item(path: str | os.PathLike[str], label: str | None = None) -> ReportI
     # Ships, Sahara, comparisons and attention are drawn from their objects; the other
     # kinds from their files' content, checked by loading them once.
     value = result_from_data(kind, data, path)
-    if kind not in ("ships", "sahara", "comparison", "attention"):
+    if kind not in ("ships", "sahara", "comparison", "attention", "methods-benchmark"):
         value = data
     path = Path(path)
     return ReportItem(kind, label or path.stem, value, str(path))
@@ -164,6 +171,8 @@ def _settings(settings: Mapping[str, Any]) -> str:
         if isinstance(value, list) and key.endswith("prompts"):
             first = f' (first: "{value[0][:80]}")' if value else ""
             value = f"{len(value)} prompts{first}"
+        elif key == "screen" and isinstance(value, Mapping):  # its map is drawn
+            value = f"{value.get('name')}, best {value.get('keep')} heads scored exactly"
         rows.append({"setting": key, "value": value})
     return (
         '<details class="settings"><summary>settings that produced this result</summary>'
@@ -280,12 +289,16 @@ def _ships_sections(item: ReportItem) -> list[Section]:
         + _table(top.to_dict("records"), columns)
         + _settings(result.info)
     )
+    if result.info.get("screen"):
+        figures.append(screen_heatmap(result))
     return [Section(f"Ships: {item.label}", tuple(figures), body, result.to_json())]
 
 
 def _sahara_sections(item: ReportItem) -> list[Section]:
     result: SaharaResult = item.value
     figures = [result_heatmap(result, "step-1"), sahara_steps_figure(result)]
+    if result.info.get("screen"):
+        figures.append(screen_heatmap(result))
     body = (
         "<h3>heads chosen, in order (score: principal angles, degrees)</h3>"
         + _table([{"step": i + 1, **c} for i, c in enumerate(result.chosen())])
@@ -444,6 +457,47 @@ def _export_sections(item: ReportItem) -> list[Section]:
     return [Section(f"Exported ablated model: {item.label}", (), body, data)]
 
 
+def _methods_sections(item: ReportItem) -> list[Section]:
+    benchmark = item.value
+    sections = []
+    for name, figures in benchmark.models.items():
+        rows = []
+        for method, entry in figures["methods"].items():
+            ablated = entry["ablated"]
+            rows.append(
+                {
+                    "method": method,
+                    "seconds": entry["seconds"],
+                    "vs exact Ships": f"{entry['speedup_vs_exact']:.1f}x",
+                    "Spearman": entry["spearman_vs_ships"],
+                    "top-10 Jaccard": entry["top10_jaccard_vs_ships"],
+                    f"Ships top 3 in top {figures['top_tenth']}": entry["ships_top3_in_top_tenth"],
+                    "planted ranks": ", ".join(map(str, entry.get("planted_ranks", []))) or "-",
+                    "ASR top 1/3/5": " / ".join(f"{a['asr']:.2f}" for a in ablated.values()),
+                    "keyword ASR": " / ".join(f"{a['keyword_asr']:.2f}" for a in ablated.values()),
+                    "over-refusal": " / ".join(
+                        f"{a['over_refusal']:.2f}" for a in ablated.values()
+                    ),
+                }
+            )
+        none = figures["no_ablation"]
+        body = (
+            f"<p>No head ablated: ASR {_rate(none['asr'], none['asr_ci'])}, over-refusal "
+            f"{_rate(none['over_refusal'], none['over_refusal_ci'])}.</p>"
+            + _table(rows)
+            + _settings({**benchmark.settings, "prompts": figures["prompts"]})
+        )
+        sections.append(
+            Section(
+                f"Methods benchmark: {name}",
+                (methods_figure(figures, title=f"Each method's top heads ablated: {name}"),),
+                body,
+                {"settings": benchmark.settings, "model": name, **figures},
+            )
+        )
+    return sections
+
+
 def sections_for(items: Sequence[ReportItem], *, examples: int = 5) -> list[Section]:
     """Sections for loaded results, in the order given; all ASR curves share one section
     (one line each), placed where the first one is. ``examples``: answers shown per point."""
@@ -455,6 +509,7 @@ def sections_for(items: Sequence[ReportItem], *, examples: int = 5) -> list[Sect
         "comparison": _comparison_sections,
         "attention": _attention_sections,
         "export": _export_sections,
+        "methods-benchmark": _methods_sections,
         "evaluate": lambda item: _evaluate_sections(item, examples),
         "side-effects": lambda item: _side_effect_sections(item, examples),
     }

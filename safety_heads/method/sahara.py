@@ -210,9 +210,10 @@ def sahara(
     """Greedy search for ``steps`` heads that, ablated together, most disturb the rank-``rank``
     subspace of the prompts' final hidden states (see the module docstring).
 
-    ``heads`` restricts the candidates, or ``screen="direction", keep=K`` restricts them to
-    a fast screen's best K (:mod:`safety_heads.method.screens`; needs ``control``, and the
-    screen's map is kept under ``info["screen"]``); ``control`` adds control maps; ``select`` is
+    ``heads`` restricts the candidates, or ``screen="atp"`` or ``"direction"`` with
+    ``keep=K`` restricts them to a fast screen's best K (:mod:`safety_heads.method.screens`;
+    ``direction`` needs ``control``; the screen's map is kept under ``info["screen"]``);
+    ``control`` adds control maps; ``select`` is
     ``plain`` (the paper) or ``contrast`` (needs ``control``). ``checkpoint`` is an output
     JSON path written after every (step, layer); a re-run with the same arguments resumes.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
@@ -233,7 +234,15 @@ def sahara(
     if rank > len(prompts):
         raise InputError(f"rank={rank} needs at least {rank} prompts; got {len(prompts)}.")
     heads, screened = screen_heads(
-        model, prompts, control, screen, keep, heads, template=template, system=system
+        model,
+        prompts,
+        control,
+        screen,
+        keep,
+        heads,
+        method=settings.method,
+        template=template,
+        system=system,
     )
     candidates = candidate_mask(model, heads)
     if steps < 1 or steps > int(candidates.sum()):

@@ -1,9 +1,23 @@
 """Fast screens: every head scored in a constant number of forward passes.
 
 Exact Ships runs one layer-suffix pass per head; a screen ranks all heads at once, so that
-only its best few need the exact score. One screen so far:
+only its best few need the exact score. Two screens:
 
-:func:`refusal_direction_scores`
+:func:`attribution_scores` (``screen="atp"``)
+    Attribution patching (Nanda 2023; Kramar et al. 2024): a first-order estimate, from one
+    forward and one backward pass, of how much ablating each head would change a metric
+    that moves at the unablated model. Ships' KL has a zero gradient there, so the metric
+    is the log-probability of the model's own first answer token (greedy, at the last
+    prompt position): on a refusing model, the first token of its refusal. For
+    Undifferentiated Attention the estimate is ``<dM/dA, U - A>`` summed over positions,
+    with ``A`` the head's attention pattern and ``U`` the uniform pattern over the keys it
+    sees; for Scaling Contribution ``<dM/dz, (epsilon - 1) z>`` with ``z`` the head's
+    attention-weighted values. The pattern change is the exact one, not a gradient through
+    the softmax: AtP*'s fix for saturated attention, where a linearised softmax predicts
+    almost no change. AtP*'s second fix (dropping one layer's gradient at a time, against
+    cancellation between paths) is not applied: it costs a backward pass per layer.
+    A head's score is the predicted drop in that log-probability, averaged over prompts.
+:func:`refusal_direction_scores` (``screen="direction"``)
     Each head's direct contribution, at the last prompt position, to the refusal direction:
     the difference between the mean final residual stream (before the final norm) on harmful
     and on harmless prompts, as in Arditi et al. (2024). A head's output at that position is
@@ -13,7 +27,8 @@ only its best few need the exact score. One screen so far:
     it measures what a head writes toward refusal, not what removing it changes.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +37,21 @@ from jaxtyping import Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
+from safety_heads.method.ablation import AblationMethod
 from safety_heads.method.heads import Head, ranked
 from safety_heads.models.interface import HookedChatModel
 
 __all__ = [
     "SCREENS",
+    "AttributionScores",
     "DirectionScores",
+    "attribution_scores",
     "refusal_direction_scores",
     "head_outputs",
     "screen_heads",
 ]
 
-SCREENS = ("direction",)
+SCREENS = ("atp", "direction")
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,116 @@ class DirectionScores:
         if by not in ("scores", "contrast"):
             raise InputError(f"by={by!r}: rank by 'scores' or 'contrast'.")
         return [Head(e["layer"], e["head"]) for e in ranked(getattr(self, by), k)]
+
+
+@dataclass(frozen=True)
+class AttributionScores:
+    """Per-head, per-prompt estimates of :func:`attribution_scores`."""
+
+    per_prompt: Float[Tensor, "prompts n_layers n_heads"]  # predicted drop of the metric
+    method: AblationMethod
+
+    @property
+    def scores(self) -> Float[Tensor, "n_layers n_heads"]:
+        """The predicted drop in the log-probability of the first answer token, averaged
+        over prompts (positive: ablating the head makes that token less likely)."""
+        return self.per_prompt.mean(dim=0)
+
+    @property
+    def magnitude(self) -> Float[Tensor, "n_layers n_heads"]:
+        """The predicted change in either direction, averaged over prompts."""
+        return self.per_prompt.abs().mean(dim=0)
+
+    def top(self, k: int = 10, by: str = "scores") -> list[Head]:
+        if by not in ("scores", "magnitude"):
+            raise InputError(f"by={by!r}: rank by 'scores' or 'magnitude'.")
+        return [Head(e["layer"], e["head"]) for e in ranked(getattr(self, by), k)]
+
+
+@contextmanager
+def _frozen(module: torch.nn.Module) -> Iterator[None]:
+    """``module``'s parameters out of autograd (restored on exit): the backward pass then
+    reaches only the activations, not every weight."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
+
+
+def _batch_attribution(
+    model: HookedChatModel, batch: Any, method: AblationMethod
+) -> Float[Tensor, "batch n_layers n_heads"]:
+    """One forward and one backward pass: each head's predicted drop, per prompt."""
+    node = "hook_pattern" if method.kind == "undifferentiated" else "hook_z"
+    kept: dict[int, Tensor] = {}
+
+    def start_graph(activation: Tensor, *, hook: Any) -> Tensor:
+        return activation.detach().requires_grad_(True)
+
+    def keep(activation: Tensor, *, hook: Any) -> Tensor:
+        kept[int(hook.name.split(".")[1])] = activation
+        return activation
+
+    hooks = [("blocks.0.hook_resid_pre", start_graph)]
+    hooks += [(f"blocks.{layer}.attn.{node}", keep) for layer in range(model.n_layers)]
+    with torch.enable_grad(), _frozen(model.bridge), model.bridge.hooks(fwd_hooks=hooks):
+        logits = model.bridge(
+            batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids
+        )
+        logprobs = logits[:, -1].float().log_softmax(dim=-1)  # [batch, d_vocab]
+        answer = logprobs.detach().argmax(dim=-1, keepdim=True)
+        metric = logprobs.gather(-1, answer).sum()  # rows are independent: one backward
+        layers = list(range(model.n_layers))
+        grads = torch.autograd.grad(metric, [kept[layer] for layer in layers])
+    rows = []
+    with torch.no_grad():
+        for layer, grad in zip(layers, grads, strict=True):
+            value = kept[layer].float()
+            if method.kind == "undifferentiated":  # [batch, heads, q, k]
+                visible = (value > 0).float()
+                uniform = visible / visible.sum(dim=-1, keepdim=True).clamp_min(1.0)
+                change = (grad.float() * (uniform - value)).sum(dim=(-2, -1))
+            else:  # [batch, pos, heads, d_head]
+                change = (grad.float() * (method.epsilon - 1.0) * value).sum(dim=(1, 3))
+            rows.append(-change.cpu())  # the predicted drop
+    return torch.stack(rows, dim=1)
+
+
+def attribution_scores(
+    model: HookedChatModel,
+    prompts: Sequence[str],
+    method: AblationMethod | None = None,
+    *,
+    template: str = "chat",
+    system: str | None = None,
+    batch_size: int = 8,
+) -> AttributionScores:
+    """Score every head by attribution patching (module docstring): the first-order
+    predicted drop in the log-probability of the model's own first answer token when the
+    head is ablated by ``method`` (default: Undifferentiated Attention). One forward and
+    one backward pass per batch of prompts."""
+    method = method or AblationMethod()
+    if method.kind not in ("undifferentiated", "scale"):
+        raise InputError(
+            f"The atp screen estimates Undifferentiated Attention and Scaling Contribution, "
+            f"not kind={method.kind!r}; use kind='undifferentiated' or 'scale', or the "
+            "direction screen."
+        )
+    prompts = list(prompts)
+    if not prompts:
+        raise InputError("attribution_scores needs at least one prompt.")
+    model.check_context(prompts, template, system)
+    parts = [
+        _batch_attribution(
+            model, model.encode(prompts[start : start + batch_size], template, system), method
+        )
+        for start in range(0, len(prompts), batch_size)
+    ]
+    return AttributionScores(torch.cat(parts).double(), method)
 
 
 @torch.no_grad()
@@ -134,12 +262,14 @@ def screen_heads(
     keep: int | None,
     heads: Any = None,
     *,
+    method: AblationMethod | None = None,
     template: str = "chat",
     system: str | None = None,
 ) -> tuple[Any, dict | None]:
     """Screen, then confirm: the heads to score exactly and what to record of the screen in
     the result (its name, ``keep`` and its map). Without a screen: ``heads`` as given and
-    None; with one: its ``keep`` best heads (``heads`` must then be None)."""
+    None; with one: its ``keep`` best heads (``heads`` must then be None). ``atp`` estimates
+    the ablation ``method`` of the exact scores; ``direction`` needs ``control``."""
     from safety_heads.method.heads import map_to_json
 
     if screen is None:
@@ -153,12 +283,15 @@ def screen_heads(
             f"keep={keep!r}: say how many of the screen's best heads to score exactly "
             "(e.g. keep=27, a tenth of the bundled model's 270)."
         )
-    if control is None:
-        raise InputError(
-            "The direction screen contrasts harmful with harmless prompts: pass control "
-            "prompts (control=..., CLI --control harmless)."
-        )
-    found = refusal_direction_scores(model, prompts, control, template=template, system=system)
     keep = min(keep, model.n_layers * model.n_heads)
+    if screen == "atp":
+        found = attribution_scores(model, prompts, method, template=template, system=system)
+    else:
+        if control is None:
+            raise InputError(
+                "The direction screen contrasts harmful with harmless prompts: pass control "
+                "prompts (control=..., CLI --control harmless), or use screen='atp'."
+            )
+        found = refusal_direction_scores(model, prompts, control, template=template, system=system)
     chosen = [str(head) for head in found.top(keep)]
     return chosen, {"name": screen, "keep": keep, "map": map_to_json(found.scores)}

@@ -266,9 +266,10 @@ def ships(
     """Ships of every head (or of ``heads``) on every prompt.
 
     ``control`` adds the same scores on control prompts and the contrastive ranking.
-    ``screen="direction", keep=K`` (needs ``control``) ranks every head with a fast screen
-    (:mod:`safety_heads.method.screens`) and scores only its best K exactly; the result keeps the
-    screen's map under ``info["screen"]``, and ``top`` lists the exactly scored heads.
+    ``screen="atp"`` or ``"direction"`` (needs ``control``) with ``keep=K`` ranks every head
+    with a fast screen (:mod:`safety_heads.method.screens`; ``atp`` estimates this run's
+    ablation kind) and scores only its best K exactly; the result keeps the screen's map
+    under ``info["screen"]``, and ``top`` lists the exactly scored heads.
     ``checkpoint`` is an output JSON path: progress is written there after every layer,
     a re-run with the same arguments resumes, and the finished result is written there.
     ``max_batch_tokens``, ``max_group_prompts`` and ``min_shared_tokens`` only change
@@ -281,7 +282,15 @@ def ships(
         raise InputError(f"top_k must be >= 1, got {top_k}.")
     prompts = list(prompts)
     heads, screened = screen_heads(
-        model, prompts, control, screen, keep, heads, template=template, system=system
+        model,
+        prompts,
+        control,
+        screen,
+        keep,
+        heads,
+        method=settings.method,
+        template=template,
+        system=system,
     )
     candidates = candidate_mask(model, heads)
     info = {
