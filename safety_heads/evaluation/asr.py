@@ -31,13 +31,9 @@ from safety_heads.evaluation.generation import (
     ablation_dict,
     ablation_from,
     ablation_options,
-    active_ablation,
-    bound_judge,
-    check_prompts,
     heads_of,
-    open_checkpoint,
     run_batches,
-    run_settings,
+    start_run,
 )
 from safety_heads.evaluation.judges import (
     EXPLICIT_REFUSAL_PHRASES,
@@ -293,24 +289,21 @@ def evaluate_asr(
     :class:`~safety_heads.method.ablation.PromptAblations`: each prompt with its own heads, the
     paper's per-query setting).
 
-    ``judge``: a judge, a function ``(prompt, response) -> bool``, or None for the paper's
-    keyword judge. ``out``: a JSON file written after every batch and resumed from (see the
+    ``judge``: a judge, a function ``(prompt, response) -> bool``, or None for the default
+    :class:`~safety_heads.evaluation.judges.ContentJudge` (reading coherence with ``model``
+    before any ablation); the paper's keyword judge's figure is kept beside it. ``out``: a
+    JSON file written after every batch and resumed from (see the
     module docstring); the finished file holds ``asr``, ``asr_ci``, ``n``, ``heads`` and
     ``responses``.
     """
-    prompts = check_prompts(prompts)
-    config = config or GenerationConfig()
-    model.check_context(prompts, config.template, config.system, config.max_new_tokens)
-    judge = bound_judge(judge, model, config)
-    ablation = active_ablation(model, ablation, prompts)
-    settings = run_settings(model, prompts, ablation, config, judge)
-    checkpoint = open_checkpoint(out, "evaluate", settings)
+    run = start_run(model, prompts, ablation, judge, config, out, "evaluate")
+    ablation, judge, checkpoint = run.ablation, run.judge, run.checkpoint
     responses, _ = run_batches(
         model,
-        prompts,
+        run.prompts,
         ablation,
         judge,
-        config,
+        run.config,
         checkpoint,
         keyword=KeywordJudge(),
         progress=progress,
@@ -346,25 +339,21 @@ def asr_curve(
 
     Each point equals ``evaluate_asr(model, prompts, ablation.with_heads(heads[:i]))``.
     """
-    prompts = check_prompts(prompts)
-    config = config or GenerationConfig()
-    model.check_context(prompts, config.template, config.system, config.max_new_tokens)
-    judge = bound_judge(judge, model, config)
     if ablation is not None and ablation.per_prompt is not None:
         raise TypeError("asr_curve takes one head order (an Ablation), not PromptAblations.")
-    if active_ablation(model, ablation) is None:
+    if ablation is None or not ablation.heads:
         raise InputError("asr_curve needs an ablation with at least one head (the order).")
-    settings = run_settings(model, prompts, ablation, config, judge)
-    checkpoint = open_checkpoint(out, "asr-curve", settings)
+    run = start_run(model, prompts, ablation, judge, config, out, "asr-curve")
+    judge, checkpoint = run.judge, run.checkpoint
     points = []
     for count in range(len(ablation.heads) + 1):
         step = ablation.with_heads(ablation.heads[:count]) if count else None
         responses, _ = run_batches(
             model,
-            prompts,
+            run.prompts,
             step,
             judge,
-            config,
+            run.config,
             checkpoint,
             prefix=f"heads-{count}/",
             keyword=KeywordJudge(),

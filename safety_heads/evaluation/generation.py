@@ -232,6 +232,37 @@ def open_checkpoint(out: str | Path | None, kind: str, settings: dict[str, Any])
     return checkpoint
 
 
+@dataclass(frozen=True)
+class Run:
+    """A generation run, checked and ready: :func:`start_run`'s output."""
+
+    prompts: list[str]
+    config: GenerationConfig
+    judge: Judge
+    ablation: AnyAblation | None
+    checkpoint: Checkpoint
+
+
+def start_run(
+    model: HookedChatModel,
+    prompts: Sequence[str],
+    ablation: AnyAblation | None,
+    judge: Any,
+    config: GenerationConfig | None,
+    out: str | Path | None,
+    kind: str,
+) -> Run:
+    """Check a run's inputs before any generation (prompts, context length, ablation),
+    bind its judge, and open its checkpoint at ``out`` with earlier progress loaded."""
+    prompts = check_prompts(prompts)
+    config = config or GenerationConfig()
+    model.check_context(prompts, config.template, config.system, config.max_new_tokens)
+    judge = bound_judge(judge, model, config)
+    ablation = active_ablation(model, ablation, prompts)
+    settings = run_settings(model, prompts, ablation, config, judge)
+    return Run(prompts, config, judge, ablation, open_checkpoint(out, kind, settings))
+
+
 def _generate_batch(
     model: HookedChatModel,
     queries: Sequence[str],

@@ -22,12 +22,9 @@ from safety_heads.evaluation.generation import (
     ablation_dict,
     ablation_from,
     active_ablation,
-    bound_judge,
-    check_prompts,
     heads_of,
-    open_checkpoint,
     run_batches,
-    run_settings,
+    start_run,
 )
 from safety_heads.evaluation.judges import EXPLICIT_REFUSAL_PHRASES, KeywordJudge, label_counts
 from safety_heads.method.ablation import Ablation
@@ -120,19 +117,14 @@ def side_effects(
     "However", "illegal", that benign answers use). A judge must set ``Verdict.refusal``.
     Resumable through ``out`` like :func:`evaluate_asr`.
     """
-    prompts = check_prompts(prompts)
-    config = config or GenerationConfig()
-    model.check_context(prompts, config.template, config.system, config.max_new_tokens)
-    judge = bound_judge(judge, model, config)
-    ablation = active_ablation(model, ablation, prompts)
-    settings = run_settings(model, prompts, ablation, config, judge)
-    checkpoint = open_checkpoint(out, "side-effects", settings)
+    run = start_run(model, prompts, ablation, judge, config, out, "side-effects")
+    ablation, checkpoint = run.ablation, run.checkpoint
     responses, kl = run_batches(
         model,
-        prompts,
+        run.prompts,
         ablation,
-        judge,
-        config,
+        run.judge,
+        run.config,
         checkpoint,
         with_kl=True,
         need_refusal=True,
