@@ -10,7 +10,9 @@ The methods, each a map of every head (higher: more safety-relevant):
   Scaling Contribution (:func:`~safety_heads.method.screens.attribution_scores`);
 * ``direction``, ``direction-contrast``: each head's write along the refusal direction on
   harmful prompts, and less the same on harmless ones
-  (:func:`~safety_heads.method.screens.refusal_direction_scores`).
+  (:func:`~safety_heads.method.screens.refusal_direction_scores`);
+* ``patching``: activation patching of each head's output at the closing template tokens
+  from a paired harmless prompt (:func:`~safety_heads.method.patching.patching_scores`).
 
 Each is measured by the ranks of known safety heads (an organism's planted heads), its
 Spearman correlation and top-10 overlap (Jaccard) with exact Ships, whether its top tenth
@@ -38,13 +40,22 @@ from safety_heads.evaluation.side_effects import side_effects
 from safety_heads.figures.compare import spearman, topk_jaccard
 from safety_heads.method.ablation import Ablation, AblationMethod
 from safety_heads.method.heads import Head, map_from_json, map_to_json, top_heads
+from safety_heads.method.patching import patching_scores
 from safety_heads.method.screens import attribution_scores, refusal_direction_scores
 from safety_heads.method.ships import ships
 from safety_heads.models.interface import HookedChatModel
 
 __all__ = ["METHODS", "SIZES", "MethodsBenchmark", "method_maps", "benchmark_methods"]
 
-METHODS = ("ships", "ships-contrast", "atp-ua", "atp-sc", "direction", "direction-contrast")
+METHODS = (
+    "ships",
+    "ships-contrast",
+    "atp-ua",
+    "atp-sc",
+    "direction",
+    "direction-contrast",
+    "patching",
+)
 SIZES = (1, 3, 5)
 
 
@@ -99,6 +110,7 @@ def method_maps(
     ua, ua_s = _timed(lambda: attribution_scores(model, harmful))
     sc, sc_s = _timed(lambda: attribution_scores(model, harmful, AblationMethod("scale")))
     direction, direction_s = _timed(lambda: refusal_direction_scores(model, harmful, harmless))
+    patched, patched_s = _timed(lambda: patching_scores(model, harmful, harmless))
     maps = {
         "ships": exact.mean,
         "ships-contrast": exact.mean - control.mean,
@@ -106,6 +118,7 @@ def method_maps(
         "atp-sc": sc.scores,
         "direction": direction.scores,
         "direction-contrast": direction.contrast,
+        "patching": patched.scores,
     }
     seconds = {
         "ships": exact_s,
@@ -114,6 +127,7 @@ def method_maps(
         "atp-sc": sc_s,
         "direction": direction_s,
         "direction-contrast": direction_s,
+        "patching": patched_s,
     }
     return {k: v.double() for k, v in maps.items()}, seconds
 

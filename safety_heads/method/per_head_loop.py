@@ -15,10 +15,16 @@ from torch import Tensor
 from safety_heads.method.ablation import Ablation
 from safety_heads.method.forward import next_token_logprobs
 from safety_heads.method.heads import Head
+from safety_heads.method.patching import patch_hook, prepare_patching, source_z
 from safety_heads.method.principal import principal_angle_score
 from safety_heads.models.interface import HookedChatModel
 
-__all__ = ["ships_reference", "generalized_ships_reference", "last_hidden_reference"]
+__all__ = [
+    "ships_reference",
+    "generalized_ships_reference",
+    "last_hidden_reference",
+    "patching_reference",
+]
 
 
 def ships_reference(
@@ -84,4 +90,33 @@ def generalized_ships_reference(
         ablation = Ablation((*fixed, head), kind, epsilon)
         ablated_states = last_hidden_reference(model, prompts, ablation, template=template)
         scores[j] = principal_angle_score(base, ablated_states, rank)
+    return scores
+
+
+@torch.no_grad()
+def patching_reference(
+    model: HookedChatModel,
+    harmful: Sequence[str],
+    harmless: Sequence[str],
+    heads: Sequence[Head],
+    *,
+    template: str = "chat",
+    system: str | None = None,
+) -> Float[Tensor, "prompts heads"]:
+    """Activation patching (:mod:`safety_heads.method.patching`): KL(base || patched) of
+    the next-token distribution, one pass per head and prompt, one prompt at a time."""
+    *_, positions = prepare_patching(model, harmful, harmless, template, system)
+    scores = torch.empty(len(harmful), len(heads), dtype=torch.float64)
+    for i, prompt in enumerate(harmful):
+        pair = model.encode([harmless[i % len(harmless)]], template, system)
+        source = source_z(model, pair, positions)
+        batch = model.encode([prompt], template, system)
+        base = next_token_logprobs(model, batch)
+        for j, head in enumerate(heads):
+            hook = patch_hook(
+                torch.tensor([head.head]), source[head.layer][:, :, head.head], positions
+            )
+            with model.bridge.hooks(fwd_hooks=[(f"blocks.{head.layer}.attn.hook_z", hook)]):
+                patched = next_token_logprobs(model, batch)
+            scores[i, j] = (base.exp() * (base - patched)).sum().item()
     return scores
