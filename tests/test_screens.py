@@ -206,3 +206,31 @@ def test_attribution_batched_equals_one_by_one(tiny):
     assert torch.allclose(together.per_prompt, alone.per_prompt, atol=1e-5)
     assert together.scores.abs().max() > 1e-3
     assert [p.requires_grad for p in tiny.model.bridge.parameters()] == flags  # restored
+
+
+def test_a_resumed_screened_run_scores_the_heads_the_first_one_chose(tiny, tmp_path, monkeypatch):
+    """The screen's choice is the run's first saved unit: a resumed run reads it back and
+    never screens again (a screen need not be bit-for-bit reproducible on every device)."""
+    import json
+
+    import safety_heads as sh
+    import safety_heads.method.screens as screens
+
+    path = tmp_path / "ships.json"
+    first = sh.ships(tiny.model, HARMFUL, screen="atp", keep=5, checkpoint=path, progress=False)
+    saved = json.loads(path.read_text())
+    assert saved["settings"]["screen"] == {"name": "atp", "keep": 5}  # no map in the settings
+    partial = {
+        "kind": "ships",
+        "settings": saved["settings"],
+        "complete": False,
+        "progress": {"screen": saved["progress"]["screen"]},  # killed after screening
+    }
+    path.write_text(json.dumps(partial))
+
+    def no_screening(*args, **kwargs):
+        raise AssertionError("the screen ran again")
+
+    monkeypatch.setattr(screens, "attribution_scores", no_screening)
+    again = sh.ships(tiny.model, HARMFUL, screen="atp", keep=5, checkpoint=path, progress=False)
+    assert again.to_json() == first.to_json()

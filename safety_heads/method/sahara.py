@@ -45,7 +45,7 @@ from safety_heads.method.heads import (
     ranked,
 )
 from safety_heads.method.principal import principal_angle_score
-from safety_heads.method.screens import screen_heads
+from safety_heads.method.screens import apply_screen, check_screen
 from safety_heads.models.chat_model import model_identity
 from safety_heads.models.interface import HookedChatModel
 
@@ -233,22 +233,13 @@ def sahara(
     prompts = list(prompts)
     if rank > len(prompts):
         raise InputError(f"rank={rank} needs at least {rank} prompts; got {len(prompts)}.")
-    heads, screened = screen_heads(
-        model,
-        prompts,
-        control,
-        screen,
-        keep,
-        heads,
-        method=settings.method,
-        template=template,
-        system=system,
-    )
+    spec = check_screen(model, screen, keep, heads, control)
     candidates = candidate_mask(model, heads)
-    if steps < 1 or steps > int(candidates.sum()):
+    n_candidates = spec["keep"] if spec else int(candidates.sum())
+    if steps < 1 or steps > n_candidates:
         raise InputError(
             f"steps must be between 1 and the number of candidate heads "
-            f"({int(candidates.sum())}); got {steps}."
+            f"({n_candidates}); got {steps}."
         )
     sets = {"prompts": prompts} | ({"control": list(control)} if control is not None else {})
     info = {
@@ -259,9 +250,22 @@ def sahara(
         "prompts": prompts,
         "heads_considered": None if heads is None else sorted(str(h) for h in heads_in(candidates)),
         "control_prompts": sets.get("control"),
-    } | ({"screen": screened} if screened else {})
+    } | ({"screen": spec} if spec else {})
     run = Checkpoint(checkpoint, "sahara", {**info, "steps": steps, "rank": rank, "select": select})
     done = run.resume()
+    chosen, screened = apply_screen(
+        run,
+        spec,
+        model,
+        prompts,
+        control,
+        method=settings.method,
+        template=template,
+        system=system,
+    )
+    if screened:
+        candidates = candidate_mask(model, chosen)
+        info = info | {"heads_considered": sorted(chosen), "screen": screened}
     for texts in sets.values():
         model.check_context(texts, template, system)
     formatted = {

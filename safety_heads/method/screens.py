@@ -36,6 +36,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from safety_heads.checkpoint import Checkpoint
 from safety_heads.errors import InputError
 from safety_heads.method.ablation import AblationMethod
 from safety_heads.method.heads import Head, ranked
@@ -48,7 +49,8 @@ __all__ = [
     "attribution_scores",
     "refusal_direction_scores",
     "head_outputs",
-    "screen_heads",
+    "check_screen",
+    "apply_screen",
 ]
 
 SCREENS = ("atp", "direction")
@@ -254,26 +256,17 @@ def refusal_direction_scores(
     return DirectionScores(on_bad, on_bad - on_good, direction, norm)
 
 
-def screen_heads(
+def check_screen(
     model: HookedChatModel,
-    prompts: Sequence[str],
-    control: Sequence[str] | None,
     screen: str | None,
     keep: int | None,
-    heads: Any = None,
-    *,
-    method: AblationMethod | None = None,
-    template: str = "chat",
-    system: str | None = None,
-) -> tuple[Any, dict | None]:
-    """Screen, then confirm: the heads to score exactly and what to record of the screen in
-    the result (its name, ``keep`` and its map). Without a screen: ``heads`` as given and
-    None; with one: its ``keep`` best heads (``heads`` must then be None). ``atp`` estimates
-    the ablation ``method`` of the exact scores; ``direction`` needs ``control``."""
-    from safety_heads.method.heads import map_to_json
-
+    heads: Any,
+    control: Sequence[str] | None,
+) -> dict[str, Any] | None:
+    """A screen request checked before any work: ``{"name", "keep"}`` (``keep`` capped at
+    the model's head count), or None without a screen."""
     if screen is None:
-        return heads, None
+        return None
     if heads is not None:
         raise InputError("Give heads or a screen to choose them, not both.")
     if screen not in SCREENS:
@@ -283,15 +276,45 @@ def screen_heads(
             f"keep={keep!r}: say how many of the screen's best heads to score exactly "
             "(e.g. keep=27, a tenth of the bundled model's 270)."
         )
-    keep = min(keep, model.n_layers * model.n_heads)
-    if screen == "atp":
-        found = attribution_scores(model, prompts, method, template=template, system=system)
-    else:
-        if control is None:
-            raise InputError(
-                "The direction screen contrasts harmful with harmless prompts: pass control "
-                "prompts (control=..., CLI --control harmless), or use screen='atp'."
+    if screen == "direction" and control is None:
+        raise InputError(
+            "The direction screen contrasts harmful with harmless prompts: pass control "
+            "prompts (control=..., CLI --control harmless), or use screen='atp'."
+        )
+    return {"name": screen, "keep": min(keep, model.n_layers * model.n_heads)}
+
+
+def apply_screen(
+    run: Checkpoint,
+    spec: dict[str, Any] | None,
+    model: HookedChatModel,
+    prompts: Sequence[str],
+    control: Sequence[str] | None,
+    *,
+    method: AblationMethod | None = None,
+    template: str = "chat",
+    system: str | None = None,
+) -> tuple[list[str] | None, dict[str, Any] | None]:
+    """Screen, then confirm: the heads to score exactly (the screen's ``keep`` best) and
+    what the result records of the screen (``spec`` and its map); None, None without one.
+
+    The screen's outcome is saved in ``run`` as its first unit of work, so a resumed run
+    scores the heads the interrupted one chose, even where the screen's floating-point
+    result is not reproducible bit for bit (some GPU kernels). ``atp`` estimates the
+    ablation ``method`` of the exact scores; ``direction`` contrasts with ``control``.
+    """
+    from safety_heads.method.heads import map_to_json
+
+    if spec is None:
+        return None, None
+    if "screen" not in run.progress:
+        if spec["name"] == "atp":
+            found = attribution_scores(model, prompts, method, template=template, system=system)
+        else:
+            found = refusal_direction_scores(
+                model, prompts, control, template=template, system=system
             )
-        found = refusal_direction_scores(model, prompts, control, template=template, system=system)
-    chosen = [str(head) for head in found.top(keep)]
-    return chosen, {"name": screen, "keep": keep, "map": map_to_json(found.scores)}
+        chosen = [str(head) for head in found.top(spec["keep"])]
+        run.save("screen", {"heads": chosen, "map": map_to_json(found.scores)})
+    saved = run.progress["screen"]
+    return list(saved["heads"]), {**spec, "map": saved["map"]}

@@ -56,7 +56,7 @@ from safety_heads.method.heads import (
     map_to_json,
     ranked,
 )
-from safety_heads.method.screens import screen_heads
+from safety_heads.method.screens import apply_screen, check_screen
 from safety_heads.models.chat_model import model_identity
 from safety_heads.models.interface import HookedChatModel
 
@@ -281,29 +281,34 @@ def ships(
     if top_k < 1:
         raise InputError(f"top_k must be >= 1, got {top_k}.")
     prompts = list(prompts)
-    heads, screened = screen_heads(
-        model,
-        prompts,
-        control,
-        screen,
-        keep,
-        heads,
-        method=settings.method,
-        template=template,
-        system=system,
-    )
-    candidates = candidate_mask(model, heads)
+    spec = check_screen(model, screen, keep, heads, control)
+    given = None if heads is None else [str(h) for h in heads_in(candidate_mask(model, heads))]
     info = {
         **model_identity(model),
         "template": template,
         "system": system,
         **settings.provenance(),
         "prompts": prompts,
-        "heads": None if heads is None else [str(h) for h in heads_in(candidates)],
+        "heads": given,
         "control_prompts": None if control is None else list(control),
-    } | ({"screen": screened} if screened else {})
+    } | ({"screen": spec} if spec else {})
     run = Checkpoint(checkpoint, "ships", {**info, "top_k": top_k})
     done = run.resume()
+    chosen, screened = apply_screen(
+        run,
+        spec,
+        model,
+        prompts,
+        control,
+        method=settings.method,
+        template=template,
+        system=system,
+    )
+    if screened:
+        heads = chosen
+    candidates = candidate_mask(model, heads)
+    if screened:
+        info = info | {"heads": [str(h) for h in heads_in(candidates)], "screen": screened}
     fixed = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
     sets = {"prompts": prompts} | ({"control": list(control)} if control is not None else {})
     maps = {
