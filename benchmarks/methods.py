@@ -83,13 +83,20 @@ def main() -> None:
             "safe": "xstest safe, near-lookalike left out, evenly spaced",
         },
     }
-    models: dict[str, dict] = {}
     out = Path(args.out)
+    models: dict[str, dict] = {}
+    if out.exists():  # another run's organisms stay; this run's are measured again
+        earlier = json.loads(out.read_text())
+        if earlier.get("kind") != "methods-benchmark":
+            parser.error(f"{out} is not a methods benchmark; choose another --out")
+        models = earlier["models"]
     for name in args.organisms.split(","):
         model = sh.load_model(name)
         planted = parse_heads(PLANTED.get(name, ""))
         figures = benchmark_methods(model, name, sets, config, args.work, planted)
         models[name] = figures
+        if figures["exact_resumed"]:
+            print(f"{name}: exact Ships resumed from {args.work}: its times are partial")
         for method, entry in figures["methods"].items():
             print(line(name, method, entry, figures["top_tenth"]), flush=True)
         result = MethodsBenchmark(models, settings)

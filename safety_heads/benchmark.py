@@ -98,7 +98,8 @@ def method_maps(
     name: str,
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
     """Every method's map (float64) and its wall time in seconds; exact Ships resumes from
-    its checkpoints under ``work`` (its time is then the time to read them)."""
+    its checkpoints under ``work``, and its time then counts only the layers left (the
+    figures say so: ``exact_resumed``)."""
     exact, exact_s = _timed(
         lambda: ships(model, harmful, checkpoint=work / f"{name}-ships.json", progress=False)
     )
@@ -198,6 +199,7 @@ def benchmark_methods(
         raise InputError(f"benchmark_methods needs the prompt sets {sorted(missing)} too.")
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
+    resumed = any((work / f"{name}-{part}.json").exists() for part in ("ships", "ships-control"))
     maps, seconds = method_maps(model, sets["harmful"], sets["harmless"], work, name)
     measured: dict[tuple[Head, ...], dict[str, Any]] = {}
 
@@ -224,6 +226,7 @@ def benchmark_methods(
     return {
         "n_heads": n_heads,
         "top_tenth": tenth,
+        "exact_resumed": resumed,
         "prompts": {key: len(value) for key, value in sets.items()},
         "planted": [str(h) for h in planted],
         "no_ablation": rates([]),
