@@ -57,7 +57,12 @@ def line(name: str, method: str, figures: dict, tenth: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--organisms", default=",".join(ORGANISMS))
+    parser.add_argument("--organisms", default=",".join(ORGANISMS), help="'' for none")
+    parser.add_argument(
+        "--base",
+        default="smollm2-135m-instruct",
+        help="the unaligned base model, whose ASR on the same prompts is the ceiling",
+    )
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--asr-prompts", type=int, default=16)
     parser.add_argument("--safe", type=int, default=16)
@@ -90,7 +95,25 @@ def main() -> None:
         if earlier.get("kind") != "methods-benchmark":
             parser.error(f"{out} is not a methods benchmark; choose another --out")
         models = earlier["models"]
-    for name in args.organisms.split(","):
+    base = sh.evaluate_asr(
+        sh.load_model(args.base),
+        sets["asr"],
+        config=config,
+        out=Path(args.work) / f"{args.base}-asr-none.json",
+        progress=False,
+    )
+    settings["ceiling"] = {
+        "model": args.base,
+        "asr": base.asr.value,
+        "asr_ci": [base.asr.low, base.asr.high],
+        "labels": base.labels,
+        "keyword_asr": base.keyword_asr.value,
+    }
+    print(f"ceiling: {args.base} complies with {base.asr.value:.2f} of the ASR prompts")
+    out.write_text(
+        json.dumps({"kind": "methods-benchmark", "settings": settings, "models": models}, indent=1)
+    )
+    for name in filter(None, args.organisms.split(",")):
         model = sh.load_model(name)
         planted = parse_heads(PLANTED.get(name, ""))
         figures = benchmark_methods(model, name, sets, config, args.work, planted)

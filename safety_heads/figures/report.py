@@ -481,9 +481,16 @@ def _methods_sections(item: ReportItem) -> list[Section]:
                 }
             )
         none = figures["no_ablation"]
+        ceiling = benchmark.settings.get("ceiling")
+        base = (
+            f" The unaligned base model ({ceiling['model']}) on the same prompts: ASR "
+            f"{_rate(ceiling['asr'], ceiling['asr_ci'])}, the ceiling."
+            if ceiling
+            else ""
+        )
         body = (
             f"<p>No head ablated: ASR {_rate(none['asr'], none['asr_ci'])}, over-refusal "
-            f"{_rate(none['over_refusal'], none['over_refusal_ci'])}.</p>"
+            f"{_rate(none['over_refusal'], none['over_refusal_ci'])}.{base}</p>"
             + _table(rows)
             + _settings({**benchmark.settings, "prompts": figures["prompts"]})
         )
