@@ -82,20 +82,32 @@ def common_ending(batch: TokenBatch) -> int:
 
 @torch.no_grad()
 def source_z(
-    model: HookedChatModel, batch: TokenBatch, positions: int
+    model: HookedChatModel,
+    texts: Sequence[str],
+    positions: int,
+    template: str = "chat",
+    system: str | None = None,
+    batch_size: int = 16,
 ) -> list[Float[Tensor, "prompts positions n_heads d_head"]]:
-    """Each layer's ``z`` at the last ``positions`` positions of ``batch``, unablated."""
-    kept: dict[int, Tensor] = {}
+    """Each layer's ``z`` at the last ``positions`` positions of each of ``texts``
+    (formatted with ``template``), unablated, ``batch_size`` prompts to a pass."""
+    parts: list[list[Tensor]] = []
+    for start in range(0, len(texts), batch_size):
+        batch = model.encode(list(texts[start : start + batch_size]), template, system)
+        kept: dict[int, Tensor] = {}
 
-    def keep(activation: Tensor, *, hook: Any) -> None:
-        kept[int(hook.name.split(".")[1])] = activation[:, -positions:].clone()
+        def keep(activation: Tensor, *, hook: Any, kept: dict = kept) -> None:
+            kept[int(hook.name.split(".")[1])] = activation[:, -positions:].clone()
 
-    hooks = [(f"blocks.{layer}.attn.hook_z", keep) for layer in range(model.n_layers)]
-    with model.bridge.hooks(fwd_hooks=hooks):
-        model.bridge(
-            batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids
-        )
-    return [kept[layer] for layer in range(model.n_layers)]
+        hooks = [(f"blocks.{layer}.attn.hook_z", keep) for layer in range(model.n_layers)]
+        with model.bridge.hooks(fwd_hooks=hooks):
+            model.bridge(
+                batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+            )
+        parts.append([kept[layer] for layer in range(model.n_layers)])
+    return [torch.cat(layer) for layer in zip(*parts, strict=True)]
 
 
 def patch_hook(
@@ -123,14 +135,15 @@ def prepare_patching(
     harmless: Sequence[str],
     template: str,
     system: str | None,
-) -> tuple[list[str], list[int], TokenBatch, int]:
+) -> tuple[list[str], list[str], int]:
+    """The harmful prompts formatted, the harmless prompt paired with each, and how many
+    closing positions to patch; bad input is refused here, before any pass."""
     harmful, harmless = list(harmful), list(harmless)
     if not harmful or not harmless:
         raise InputError("Activation patching needs harmful and harmless prompts, both.")
     model.check_context(harmful + harmless, template, system)
     formatted = [model.format(t, template, system) for t in harmful]
-    pair = [i % len(harmless) for i in range(len(harmful))]
-    sources = model.encode([harmless[i] for i in pair], template, system)
+    paired = [harmless[i % len(harmless)] for i in range(len(harmful))]
     both = model.encode(harmful + harmless, template, system)
     positions = common_ending(both)
     if positions < 1:
@@ -138,7 +151,7 @@ def prepare_patching(
             "The prompts share no closing tokens to patch (no chat template after the "
             "request); use template='chat' or 'query'."
         )
-    return formatted, pair, sources, positions
+    return formatted, paired, positions
 
 
 @torch.no_grad()
@@ -154,8 +167,8 @@ def patching_scores(
     """Every head's activation-patching score (module docstring) on the layer-suffix
     engine: one cached pass over the prompts, then per layer one suffix run per batch of
     (head, prompt) rows."""
-    formatted, _, sources, positions = prepare_patching(model, harmful, harmless, template, system)
-    source = source_z(model, sources, positions)  # in harmful-prompt order
+    formatted, paired, positions = prepare_patching(model, harmful, harmless, template, system)
+    source = source_z(model, paired, positions, template, system)  # in harmful-prompt order
     settings = ScoreSettings(max_batch_tokens=max_batch_tokens, min_shared_tokens=None)
     fixed = torch.zeros(model.n_layers, model.n_heads, dtype=torch.bool)
     groups = build_groups(model, formatted, fixed, settings)

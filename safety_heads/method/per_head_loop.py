@@ -108,8 +108,7 @@ def patching_reference(
     *_, positions = prepare_patching(model, harmful, harmless, template, system)
     scores = torch.empty(len(harmful), len(heads), dtype=torch.float64)
     for i, prompt in enumerate(harmful):
-        pair = model.encode([harmless[i % len(harmless)]], template, system)
-        source = source_z(model, pair, positions)
+        source = source_z(model, [harmless[i % len(harmless)]], positions, template, system)
         batch = model.encode([prompt], template, system)
         base = next_token_logprobs(model, batch)
         for j, head in enumerate(heads):

@@ -41,6 +41,7 @@ from safety_heads.errors import InputError
 from safety_heads.method.ablation import AblationMethod
 from safety_heads.method.heads import Head, ranked
 from safety_heads.models.interface import HookedChatModel
+from safety_heads.models.prompts import TokenBatch
 
 __all__ = [
     "SCREENS",
@@ -110,7 +111,7 @@ def _frozen(module: torch.nn.Module) -> Iterator[None]:
 
 
 def _batch_attribution(
-    model: HookedChatModel, batch: Any, method: AblationMethod
+    model: HookedChatModel, batch: TokenBatch, method: AblationMethod
 ) -> Float[Tensor, "batch n_layers n_heads"]:
     """One forward and one backward pass: each head's predicted drop, per prompt."""
     node = "hook_pattern" if method.kind == "undifferentiated" else "hook_z"
