@@ -62,6 +62,8 @@ __all__ = [
     "cache_group",
     "suffix_hidden",
     "unembed_logprobs",
+    "kl_rows",
+    "run_layers",
     "build_groups",
     "group_hidden",
     "layer_hidden",
@@ -203,7 +205,7 @@ class _OpeningKeysValues:
         )
 
 
-def _run_layers(
+def run_layers(
     model: HookedChatModel,
     first_layer: int,
     hidden: Float[Tensor, "rows pos d_model"],
@@ -293,7 +295,7 @@ def suffix_hidden(
         )
     rows = rows.to(group.batch.input_ids.device)
     if opening == 0:
-        return _run_layers(
+        return run_layers(
             model,
             layer,
             group.resid_pre[layer][rows],
@@ -329,7 +331,7 @@ def _shared_opening_hidden(
     # fills the whole width (no padding); positions 0..P-1, plain causal attention.
     unpadded = int(group.batch.attention_mask[:, 0].argmax())
     causal = torch.ones(opening, opening, dtype=torch.bool, device=device).tril()
-    _run_layers(
+    run_layers(
         model,
         layer,
         resid[unpadded, :opening].expand(len(distinct), -1, -1),
@@ -354,7 +356,7 @@ def _shared_opening_hidden(
         dim=-1,
     )  # [rows, q_pos = remainder, k_pos = opening + remainder]
     past.rows = owner.to(device)
-    return _run_layers(
+    return run_layers(
         model,
         layer,
         resid[rows, opening:],
@@ -372,6 +374,13 @@ def unembed_logprobs(
     """Next-token log-probabilities (float32, the output layer too) from final-norm hidden
     states."""
     return unembed_float32(model, hidden).log_softmax(dim=-1)
+
+
+def kl_rows(
+    base: Float[Tensor, "rows d_vocab"], changed: Float[Tensor, "rows d_vocab"]
+) -> Float[Tensor, " rows"]:
+    """KL(base || changed) per row, from log-probabilities."""
+    return (base.exp() * (base - changed)).sum(dim=-1)
 
 
 def row_chunks(n_rows: int, width: int, max_tokens: int) -> Iterator[slice]:

@@ -33,11 +33,12 @@ from torch import Tensor
 from safety_heads.errors import InputError
 from safety_heads.method.fast_path import (
     ScoreSettings,
-    _run_layers,
     batch_budget,
     build_groups,
     group_hidden,
+    kl_rows,
     row_chunks,
+    run_layers,
     unembed_logprobs,
 )
 from safety_heads.method.heads import Head, ranked
@@ -125,10 +126,6 @@ def patch_hook(
     return hook
 
 
-def _kl(base: Tensor, changed: Tensor) -> Tensor:
-    return (base.exp() * (base - changed)).sum(dim=-1)
-
-
 def prepare_patching(
     model: HookedChatModel,
     harmful: Sequence[str],
@@ -187,7 +184,7 @@ def patching_scores(
                 patch = source[layer][prompts.to(source[layer].device), :, heads]
                 hook = patch_hook(heads, patch, positions)
                 device = group.batch.input_ids.device
-                hidden = _run_layers(
+                hidden = run_layers(
                     model,
                     layer,
                     group.resid_pre[layer][rows.to(device)],
@@ -196,6 +193,6 @@ def patching_scores(
                     [(f"blocks.{layer}.attn.hook_z", hook)],
                 )
                 changed = unembed_logprobs(model, hidden)
-                kl = _kl(base[prompts.to(base.device)], changed)
+                kl = kl_rows(base[prompts.to(base.device)], changed)
                 scores[prompts, layer, heads] = kl.double().cpu()
     return PatchingScores(scores, positions)

@@ -44,6 +44,7 @@ from safety_heads.method.fast_path import (
     ScoreSettings,
     build_groups,
     group_hidden,
+    kl_rows,
     layer_hidden,
     unembed_logprobs,
 )
@@ -226,20 +227,13 @@ class ShipsResult:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
-def _kl_rows(
-    base: Float[Tensor, "rows d_vocab"], ablated: Float[Tensor, "rows d_vocab"]
-) -> Float[Tensor, " rows"]:
-    """KL(base || ablated) per row from log-probabilities."""
-    return (base.exp() * (base - ablated)).sum(dim=-1)
-
-
 def _ships_layer(model, groups, base_logprobs, layer, heads, fixed, settings) -> Tensor:
     """Ships of ``heads`` (of ``layer``) on every prompt: ``[len(heads), n_prompts]``."""
     hidden = layer_hidden(model, groups, layer, heads, fixed, settings)
     scores = torch.empty(len(heads), hidden.shape[1], dtype=torch.float64)
     for slot in range(len(heads)):
         ablated = unembed_logprobs(model, hidden[slot])
-        scores[slot] = _kl_rows(base_logprobs, ablated).double().cpu()
+        scores[slot] = kl_rows(base_logprobs, ablated).double().cpu()
     return scores
 
 
