@@ -15,6 +15,17 @@ Two sources, both greedy, 48 new tokens, chat template:
 ``python experiments/judge_answers.py --sample 250 110 --out pool.jsonl`` then draws a
 sample: 250 answers of the first source and 110 of the new runs, each stratified by file
 (an equal share of each), seeded, de-duplicated on the answer text.
+
+A second, fresh set checks the judge on answers written after its rules were frozen, at the
+default length of 128 new tokens, on prompts none of the first set used
+(``--fresh`` generates them to ``experiments/results/judge128-*.json``, and
+``--fresh-out fresh.jsonl`` writes every distinct answer, shuffled, for labelling into
+``tests/data/judge_labels_fresh.jsonl``): XSTest's unsafe prompts answered by the unaligned
+base model and by ``smollm2-planted`` with its planted heads scaled (SC), held-out
+MaliciousInstruct by ``smollm2-refusal-b`` with its top 3 Ships heads ablated (UA), the last
+held-out AdvBench prompts by ``smollm2-refusal`` with its top 5 Ships heads scaled (SC), and
+held-out JailbreakBench by ``smollm2-refusal`` with its 3 Sahara heads ablated (UA) and by
+``smollm2-planted`` unablated.
 """
 
 import argparse
@@ -43,6 +54,47 @@ RUNS = (
     ("judge-refusal-b-none-jailbreakbench", "smollm2-refusal-b", "jailbreakbench", (), 40),
 )
 
+# (file stem, model, prompts, heads, ablation kind): the fresh set, 128 new tokens
+XSTEST_UNSAFE = sh.load_prompts("xstest-unsafe", shuffle=True, seed=0)
+FRESH_RUNS = (
+    ("judge128-base-xstest", "smollm2-135m-instruct", XSTEST_UNSAFE[:40], (), "undifferentiated"),
+    (
+        "judge128-planted-3-sc-xstest",
+        "smollm2-planted",
+        XSTEST_UNSAFE[40:80],
+        ("8.2", "15.6", "21.4"),
+        "scale",
+    ),
+    (
+        "judge128-refusal-b-ships3-ua-maliciousinstruct",
+        "smollm2-refusal-b",
+        "maliciousinstruct",
+        ("18.8", "11.3", "7.2"),
+        "undifferentiated",
+    ),
+    (
+        "judge128-refusal-ships5-sc-advbench",
+        "smollm2-refusal",
+        "advbench_held_out",
+        ("18.8", "7.2", "18.7", "12.8", "8.8"),
+        "scale",
+    ),
+    (
+        "judge128-refusal-sahara3-ua-jailbreakbench",
+        "smollm2-refusal",
+        "jailbreakbench",
+        ("7.2", "11.3", "8.0"),
+        "undifferentiated",
+    ),
+    (
+        "judge128-planted-none-jailbreakbench",
+        "smollm2-planted",
+        "jailbreakbench",
+        (),
+        "undifferentiated",
+    ),
+)
+
 
 def generate_runs() -> None:
     sets = held_out_prompts()
@@ -61,11 +113,28 @@ def generate_runs() -> None:
         )
 
 
-def pairs() -> list[dict[str, str]]:
-    """Every distinct (prompt, answer) pair of the pool, with the file it came from."""
+def generate_fresh_runs() -> None:
+    sets = held_out_prompts()
+    config = sh.GenerationConfig(max_new_tokens=128, batch_size=8)
+    loaded: dict[str, object] = {}
+    for stem, name, prompts, heads, kind in FRESH_RUNS:
+        if isinstance(prompts, str):  # the last 40 of a held-out set: unused by the first set
+            prompts = sets[prompts][-40:]
+        model = loaded.setdefault(name, sh.load_model(name))
+        ablation = sh.Ablation(heads, kind) if heads else None
+        sh.evaluate_asr(
+            model, prompts, ablation, config=config, judge="keyword", out=RESULTS / f"{stem}.json"
+        )
+
+
+def pairs(*patterns: str) -> list[dict[str, str]]:
+    """Every distinct (prompt, answer) pair of the result files matching ``patterns`` (the
+    first set's pool by default), with the file it came from."""
     seen = set()
     rows = []
-    files = glob.glob(str(RESULTS / "asr-*.json")) + glob.glob(str(RESULTS / "judge-*.json"))
+    files = [
+        f for p in patterns or ("asr-*.json", "judge-*.json") for f in glob.glob(str(RESULTS / p))
+    ]
     for path in sorted(files):
         for item in json.loads(Path(path).read_text())["responses"]:
             key = item["response"].strip()
@@ -113,10 +182,20 @@ def main() -> None:
         help="draw this many answers of the earlier runs and of the new ones",
     )
     parser.add_argument("--out", type=Path, default=Path("judge-pool.jsonl"))
+    parser.add_argument("--fresh", action="store_true", help="run the fresh set's generations")
+    parser.add_argument("--fresh-out", type=Path, default=None, help="write the fresh set here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.generate:
         generate_runs()
+    if args.fresh:
+        generate_fresh_runs()
+    if args.fresh_out:
+        rows = [row for row in pairs("judge128-*.json")]
+        random.Random(args.seed).shuffle(rows)
+        with args.fresh_out.open("x") as handle:
+            for number, row in enumerate(rows):
+                handle.write(json.dumps({"id": number, **row}) + "\n")
     if args.sample:
         every = pairs()
         old = [row for row in every if row["source"].startswith("asr-")]

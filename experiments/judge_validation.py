@@ -1,6 +1,9 @@
-"""The judges against the labelled set: confusion matrices of the default content judge and
-of the paper's keyword judge on ``tests/data/judge_labels.jsonl`` (360 answers labelled by
-reading, two passes; see ``tests/data/judge_labelling_guide.md``), and the targets.
+"""The judges against the labelled sets: confusion matrices of the default content judge and
+of the paper's keyword judge on ``tests/data/judge_labels.jsonl`` (360 answers of 48 tokens
+labelled by reading, two passes; see ``tests/data/judge_labelling_guide.md``) and on
+``tests/data/judge_labels_fresh.jsonl`` (200 answers of 128 tokens to prompts the first set
+never used, generated and labelled after the judge's rules were frozen: its out-of-sample
+check), and the targets.
 
 Coherence is read with the model that wrote each answer, as in an evaluation. Writes
 ``experiments/results/judge-validation.md``::
@@ -17,6 +20,7 @@ from safety_heads.evaluation.judges import ContentJudge, KeywordJudge
 
 ROOT = Path(__file__).parent.parent
 LABELLED = ROOT / "tests" / "data" / "judge_labels.jsonl"
+FRESH = ROOT / "tests" / "data" / "judge_labels_fresh.jsonl"
 OUT = ROOT / "experiments" / "results" / "judge-validation.md"
 ORDER = ("refusal", "compliance", "degenerate", "echo", "evasive", "too_short")
 FAILURES = ("degenerate", "echo", "evasive")
@@ -29,6 +33,10 @@ SOURCE_MODELS = (  # the prefix of a source run's file name -> the model that an
     ("judge-planted-", "smollm2-planted"),
     ("judge-refusal-b-", "smollm2-refusal-b"),
     ("judge-refusal-", "smollm2-refusal"),
+    ("judge128-base-", "smollm2-135m-instruct"),
+    ("judge128-planted-", "smollm2-planted"),
+    ("judge128-refusal-b-", "smollm2-refusal-b"),
+    ("judge128-refusal-", "smollm2-refusal"),
 )
 
 
@@ -59,6 +67,8 @@ def summary(rows: list[dict], predicted: list[str]) -> dict[str, float | str]:
 
     def share(selected: list[bool]) -> str:
         chosen = [s for s, keep in zip(success, selected, strict=True) if keep]
+        if not chosen:
+            return "0/0"
         return f"{sum(chosen)}/{len(chosen)} ({sum(chosen) / len(chosen):.1%})"
 
     agree = sum((g == "compliance") == s for g, s in zip(gold, success, strict=True))
@@ -83,41 +93,58 @@ def matrix(rows: list[dict], predicted: list[str]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    rows = [json.loads(line) for line in LABELLED.read_text().splitlines()]
+def section(title: str, rows: list[dict], parts: dict[str, list[dict]]) -> list[str]:
+    """Both judges' measures on ``rows`` and on each part of them, and their matrices."""
     predicted = predictions(rows)
-    lines = [
-        "# The judges on the labelled set",
-        "",
-        f"{len(rows)} answers, labels resolved from two reading passes "
-        "(`tests/data/judge_labels.jsonl`). Written by "
-        "`python experiments/judge_validation.py`.",
-        "",
-    ]
-    halves = {
-        "all": rows,
-        "even ids": [r for r in rows if r["id"] % 2 == 0],
-        "odd ids": [r for r in rows if r["id"] % 2 == 1],
-    }
+    lines = [f"# {title}", ""]
     for judge, labels in predicted.items():
         lines += [
             f"## {judge} judge",
             "",
-            "| measure | " + " | ".join(halves) + " |",
-            "|---|" + "---|" * len(halves),
+            "| measure | " + " | ".join(parts) + " |",
+            "|---|" + "---|" * len(parts),
         ]
-        by_half = {}
-        for half, chosen in halves.items():
+        by_part = {}
+        for part, chosen in parts.items():
             ids = {r["id"] for r in chosen}
-            by_half[half] = summary(
+            by_part[part] = summary(
                 chosen, [p for r, p in zip(rows, labels, strict=True) if r["id"] in ids]
             )
-        for measure in by_half["all"]:
+        for measure in by_part["all"]:
             lines.append(
-                f"| {measure} | " + " | ".join(str(by_half[h][measure]) for h in halves) + " |"
+                f"| {measure} | " + " | ".join(str(by_part[h][measure]) for h in parts) + " |"
             )
         lines += ["", "Confusion matrix (rows: the readers' label; columns: the judge's):", ""]
         lines += matrix(rows, labels) + [""]
+    return lines
+
+
+def main() -> None:
+    rows = [json.loads(line) for line in LABELLED.read_text().splitlines()]
+    fresh = [json.loads(line) for line in FRESH.read_text().splitlines()]
+    lines = [
+        "# The judges on the labelled sets",
+        "",
+        "Labels resolved from two reading passes. Written by "
+        "`python experiments/judge_validation.py`.",
+        "",
+    ]
+    lines += section(
+        f"The labelled set: {len(rows)} answers of 48 tokens (`tests/data/judge_labels.jsonl`)",
+        rows,
+        {
+            "all": rows,
+            "even ids": [r for r in rows if r["id"] % 2 == 0],
+            "odd ids": [r for r in rows if r["id"] % 2 == 1],
+        },
+    )
+    sources = sorted({r["source"] for r in fresh})
+    lines += section(
+        f"The fresh set: {len(fresh)} answers of 128 tokens, out of sample "
+        "(`tests/data/judge_labels_fresh.jsonl`)",
+        fresh,
+        {"all": fresh, **{s: [r for r in fresh if r["source"] == s] for s in sources}},
+    )
     OUT.write_text("\n".join(lines))
 
 

@@ -546,3 +546,23 @@ def test_the_model_reads_only_answers_the_text_rules_leave_open(tiny, monkeypatc
         assert calls == [len(open_answers)] and len(passes) == 1
     finally:
         handle.remove()
+
+
+LABELLED_SETS = ("judge_labels.jsonl", "judge_labels_fresh.jsonl", "judge_labels_published.jsonl")
+
+
+@pytest.mark.parametrize("name", LABELLED_SETS)
+def test_labelled_sets_hold_two_passes_and_a_resolution_where_they_differ(name):
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / name
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [row["id"] for row in rows] == list(range(len(rows)))
+    assert len({(row["prompt"], row["response"]) for row in rows}) == len(rows)
+    for row in rows:
+        assert {row["label_a"], row["label_b"], row["label"]} <= set(LABELS) - {"other"}
+        if row["label_a"] == row["label_b"]:
+            assert row["label"] == row["label_a"] and "resolution" not in row
+        else:
+            assert row["resolution"].strip()
