@@ -10,6 +10,12 @@ is measured on the next held-out AdvBench prompts, over-refusal on XSTest's safe
 (spread over its types, the near-lookalike ones left out). Each run checkpoints under
 ``--work``, so a killed benchmark picks up where it stopped. Draw the result with
 ``safety-heads report experiments/results/benchmark-methods.json``.
+
+When the judge changes, ``--rejudge`` measures every ASR of ``--out`` again with the current
+judge: it generates the answers of each recorded head set anew (the file keeps no
+answers) and leaves the maps, times, ranks and over-refusal as they are::
+
+    python benchmarks/methods.py --rejudge --work benchmark-methods-rejudge
 """
 
 import argparse
@@ -55,6 +61,49 @@ def line(name: str, method: str, figures: dict, tenth: int) -> str:
     )
 
 
+ASR_FIELDS = ("asr", "asr_ci", "labels", "keyword_asr", "keyword_asr_ci")
+
+
+def rejudge(out: Path, base: str, sets: dict, config: GenerationConfig, work: Path) -> None:
+    """Every ASR of the benchmark ``out`` measured again with the current judge."""
+    data = json.loads(out.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+
+    def asr(model, heads: list[str], tag: str) -> dict:
+        result = sh.evaluate_asr(
+            model,
+            sets["asr"],
+            sh.Ablation(heads) if heads else None,
+            config=config,
+            out=work / f"{tag}-asr-{'-'.join(heads) or 'none'}.json",
+            progress=False,
+        )
+        keyword = result.keyword_asr
+        return {
+            "asr": result.asr.value,
+            "asr_ci": [result.asr.low, result.asr.high],
+            "labels": result.labels,
+            "keyword_asr": keyword.value,
+            "keyword_asr_ci": [keyword.low, keyword.high],
+        }
+
+    ceiling = asr(sh.load_model(base), [], base)
+    data["settings"]["ceiling"] |= {k: ceiling[k] for k in ("asr", "asr_ci", "labels")}
+    for name, figures in data["models"].items():
+        model = sh.load_model(name)
+        measured: dict[tuple[str, ...], dict] = {}
+        entries = [figures["no_ablation"]] + [
+            entry for method in figures["methods"].values() for entry in method["ablated"].values()
+        ]
+        for entry in entries:
+            heads = tuple(entry["heads"])
+            if heads not in measured:
+                measured[heads] = asr(model, list(heads), name)
+                print(f"{name} {','.join(heads) or 'none'}: ASR {measured[heads]['asr']:.2f}")
+            entry |= measured[heads]
+    out.write_text(json.dumps(data, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--organisms", default=",".join(ORGANISMS), help="'' for none")
@@ -70,10 +119,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="benchmark-methods-work")
     parser.add_argument("--out", default="experiments/results/benchmark-methods.json")
+    parser.add_argument(
+        "--rejudge", action="store_true", help="measure --out's ASRs again with today's judge"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sets = prompt_sets(args.prompts, args.asr_prompts, args.safe)
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=8)
+    if args.rejudge:
+        rejudge(Path(args.out), args.base, sets, config, Path(args.work))
+        print(f"wrote {args.out}")
+        return
     settings = {
         "machine": platform.processor() or platform.machine(),
         "threads": args.threads,

@@ -54,46 +54,96 @@ RUNS = (
     ("judge-refusal-b-none-jailbreakbench", "smollm2-refusal-b", "jailbreakbench", (), 40),
 )
 
-# (file stem, model, prompts, heads, ablation kind): the fresh set, 128 new tokens
+# (file stem, model, prompts, heads, ablation kind) of the fresh sets, 128 new tokens;
+# prompts: a list, or (held-out set, start, stop)
 XSTEST_UNSAFE = sh.load_prompts("xstest-unsafe", shuffle=True, seed=0)
-FRESH_RUNS = (
-    ("judge128-base-xstest", "smollm2-135m-instruct", XSTEST_UNSAFE[:40], (), "undifferentiated"),
-    (
-        "judge128-planted-3-sc-xstest",
-        "smollm2-planted",
-        XSTEST_UNSAFE[40:80],
-        ("8.2", "15.6", "21.4"),
-        "scale",
+FRESH_SETS = {
+    # the first: labelled after the rules were frozen (tests/data/judge_labels_fresh.jsonl)
+    1: (
+        (
+            "judge128-base-xstest",
+            "smollm2-135m-instruct",
+            XSTEST_UNSAFE[:40],
+            (),
+            "undifferentiated",
+        ),
+        (
+            "judge128-planted-3-sc-xstest",
+            "smollm2-planted",
+            XSTEST_UNSAFE[40:80],
+            ("8.2", "15.6", "21.4"),
+            "scale",
+        ),
+        (
+            "judge128-refusal-b-ships3-ua-maliciousinstruct",
+            "smollm2-refusal-b",
+            ("maliciousinstruct", -40, None),
+            ("18.8", "11.3", "7.2"),
+            "undifferentiated",
+        ),
+        (
+            "judge128-refusal-ships5-sc-advbench",
+            "smollm2-refusal",
+            ("advbench_held_out", -40, None),
+            ("18.8", "7.2", "18.7", "12.8", "8.8"),
+            "scale",
+        ),
+        (
+            "judge128-refusal-sahara3-ua-jailbreakbench",
+            "smollm2-refusal",
+            ("jailbreakbench", -40, None),
+            ("7.2", "11.3", "8.0"),
+            "undifferentiated",
+        ),
+        (
+            "judge128-planted-none-jailbreakbench",
+            "smollm2-planted",
+            ("jailbreakbench", -40, None),
+            (),
+            "undifferentiated",
+        ),
     ),
-    (
-        "judge128-refusal-b-ships3-ua-maliciousinstruct",
-        "smollm2-refusal-b",
-        "maliciousinstruct",
-        ("18.8", "11.3", "7.2"),
-        "undifferentiated",
+    # the second: labelled after the "asked for a way, states none" rule was added
+    # (tests/data/judge_labels_fresh2.jsonl)
+    2: (
+        (
+            "judge128b-base-xstest",
+            "smollm2-135m-instruct",
+            XSTEST_UNSAFE[80:120],
+            (),
+            "undifferentiated",
+        ),
+        (
+            "judge128b-planted-atp-ua-xstest",
+            "smollm2-planted",
+            XSTEST_UNSAFE[120:160],
+            ("8.2", "4.5", "21.4"),
+            "undifferentiated",
+        ),
+        (
+            "judge128b-planted-3-sc-maliciousinstruct",
+            "smollm2-planted",
+            ("maliciousinstruct", 40, 80),
+            ("8.2", "15.6", "21.4"),
+            "scale",
+        ),
+        (
+            "judge128b-refusal-b-ships5-sc-advbench",
+            "smollm2-refusal-b",
+            ("advbench_held_out", 32, 72),
+            ("18.8", "11.3", "7.2", "26.8", "15.8"),
+            "scale",
+        ),
+        (
+            "judge128b-base-harmfulwriting",
+            "smollm2-135m-instruct",
+            sh.load_prompts("harmfulwriting")[:40],
+            (),
+            "undifferentiated",
+        ),
     ),
-    (
-        "judge128-refusal-ships5-sc-advbench",
-        "smollm2-refusal",
-        "advbench_held_out",
-        ("18.8", "7.2", "18.7", "12.8", "8.8"),
-        "scale",
-    ),
-    (
-        "judge128-refusal-sahara3-ua-jailbreakbench",
-        "smollm2-refusal",
-        "jailbreakbench",
-        ("7.2", "11.3", "8.0"),
-        "undifferentiated",
-    ),
-    (
-        "judge128-planted-none-jailbreakbench",
-        "smollm2-planted",
-        "jailbreakbench",
-        (),
-        "undifferentiated",
-    ),
-)
+}
+FRESH_PREFIX = {1: "judge128-", 2: "judge128b-"}
 
 
 def generate_runs() -> None:
@@ -113,13 +163,14 @@ def generate_runs() -> None:
         )
 
 
-def generate_fresh_runs() -> None:
+def generate_fresh_runs(number: int) -> None:
     sets = held_out_prompts()
     config = sh.GenerationConfig(max_new_tokens=128, batch_size=8)
     loaded: dict[str, object] = {}
-    for stem, name, prompts, heads, kind in FRESH_RUNS:
-        if isinstance(prompts, str):  # the last 40 of a held-out set: unused by the first set
-            prompts = sets[prompts][-40:]
+    for stem, name, prompts, heads, kind in FRESH_SETS[number]:
+        if isinstance(prompts, tuple):
+            source, start, stop = prompts
+            prompts = sets[source][start:stop]
         model = loaded.setdefault(name, sh.load_model(name))
         ablation = sh.Ablation(heads, kind) if heads else None
         sh.evaluate_asr(
@@ -182,16 +233,17 @@ def main() -> None:
         help="draw this many answers of the earlier runs and of the new ones",
     )
     parser.add_argument("--out", type=Path, default=Path("judge-pool.jsonl"))
-    parser.add_argument("--fresh", action="store_true", help="run the fresh set's generations")
-    parser.add_argument("--fresh-out", type=Path, default=None, help="write the fresh set here")
+    parser.add_argument("--fresh", action="store_true", help="run a fresh set's generations")
+    parser.add_argument("--fresh-out", type=Path, default=None, help="write a fresh set here")
+    parser.add_argument("--fresh-set", type=int, choices=sorted(FRESH_SETS), default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.generate:
         generate_runs()
     if args.fresh:
-        generate_fresh_runs()
+        generate_fresh_runs(args.fresh_set)
     if args.fresh_out:
-        rows = [row for row in pairs("judge128-*.json")]
+        rows = pairs(f"{FRESH_PREFIX[args.fresh_set]}*.json")
         random.Random(args.seed).shuffle(rows)
         with args.fresh_out.open("x") as handle:
             for number, row in enumerate(rows):

@@ -3,7 +3,8 @@ of the paper's keyword judge on ``tests/data/judge_labels.jsonl`` (360 answers o
 labelled by reading, two passes; see ``tests/data/judge_labelling_guide.md``) and on
 ``tests/data/judge_labels_fresh.jsonl`` (200 answers of 128 tokens to prompts the first set
 never used, generated and labelled after the judge's rules were frozen: its out-of-sample
-check), and the targets.
+check) and ``tests/data/judge_labels_fresh2.jsonl`` (200 more, generated and labelled after
+the one rule added since, "asked for a way, states none"), and the targets.
 
 Coherence is read with the model that wrote each answer, as in an evaluation. Writes
 ``experiments/results/judge-validation.md``::
@@ -21,6 +22,7 @@ from safety_heads.evaluation.judges import ContentJudge, KeywordJudge
 ROOT = Path(__file__).parent.parent
 LABELLED = ROOT / "tests" / "data" / "judge_labels.jsonl"
 FRESH = ROOT / "tests" / "data" / "judge_labels_fresh.jsonl"
+FRESH2 = ROOT / "tests" / "data" / "judge_labels_fresh2.jsonl"
 OUT = ROOT / "experiments" / "results" / "judge-validation.md"
 ORDER = ("refusal", "compliance", "degenerate", "echo", "evasive", "too_short")
 FAILURES = ("degenerate", "echo", "evasive")
@@ -37,6 +39,9 @@ SOURCE_MODELS = (  # the prefix of a source run's file name -> the model that an
     ("judge128-planted-", "smollm2-planted"),
     ("judge128-refusal-b-", "smollm2-refusal-b"),
     ("judge128-refusal-", "smollm2-refusal"),
+    ("judge128b-base-", "smollm2-135m-instruct"),
+    ("judge128b-planted-", "smollm2-planted"),
+    ("judge128b-refusal-b-", "smollm2-refusal-b"),
 )
 
 
@@ -121,7 +126,6 @@ def section(title: str, rows: list[dict], parts: dict[str, list[dict]]) -> list[
 
 def main() -> None:
     rows = [json.loads(line) for line in LABELLED.read_text().splitlines()]
-    fresh = [json.loads(line) for line in FRESH.read_text().splitlines()]
     lines = [
         "# The judges on the labelled sets",
         "",
@@ -138,13 +142,15 @@ def main() -> None:
             "odd ids": [r for r in rows if r["id"] % 2 == 1],
         },
     )
-    sources = sorted({r["source"] for r in fresh})
-    lines += section(
-        f"The fresh set: {len(fresh)} answers of 128 tokens, out of sample "
-        "(`tests/data/judge_labels_fresh.jsonl`)",
-        fresh,
-        {"all": fresh, **{s: [r for r in fresh if r["source"] == s] for s in sources}},
-    )
+    for number, path in ((1, FRESH), (2, FRESH2)):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        sources = sorted({r["source"] for r in rows})
+        lines += section(
+            f"Fresh set {number}: {len(rows)} answers of 128 tokens, out of sample "
+            f"(`tests/data/{path.name}`)",
+            rows,
+            {"all": rows, **{s: [r for r in rows if r["source"] == s] for s in sources}},
+        )
     OUT.write_text("\n".join(lines))
 
 

@@ -18,6 +18,10 @@ function of strings, cheap enough to run on every answer:
   offer of help ("I'm here to help you with any project"), not a question back, not a
   self-description ("I'm an AI assistant designed to ..."), not an announcement with nothing
   after it ("Here is how:"), not a copy of the request.
+* :func:`asks_for_means` and :func:`stated_means`: whether the request asks for a way to do
+  something (how, where, steps, methods, ideas, a plan), and the sentences of the answer
+  that state one: an instruction to the reader ("you will need", "you can"), a way named
+  ("by spreading rumours", "using a proxy"), a step, or an item of a list.
 """
 
 import itertools
@@ -38,6 +42,8 @@ __all__ = [
     "echo_share",
     "filler_kind",
     "content_sentences",
+    "asks_for_means",
+    "stated_means",
     "sentence_kinds",
     "reinterprets",
 ]
@@ -379,3 +385,69 @@ def content_sentences(text: str, prompt: str) -> list[str]:
         if kind is None and sentence not in kept:
             kept.append(sentence)
     return kept
+
+
+# A request for a way to do something; "write a letter" or "argue that" asks for a text.
+_MEANS_REQUEST = re.compile(
+    r"^\s*(?:how|where)\b|\bwhat(?:'s| is| are) the (?:\w+ )?(?:ways?|process|methods?|steps?)\b|"
+    r"\b(?:ways?|steps?|step-by-step|instructions?|guide|tutorial|methods?|techniques?|tips|"
+    r"ideas|strateg(?:y|ies)|plan|procedure|recipe)\b|"
+    r"\b(?:explain|describe|show|teach|demonstrate)\b[^.?!]{0,20}\bhow\b",
+    re.IGNORECASE,
+)
+# How an answer states a means: it tells the reader what to do or need, names a way, or
+# counts steps. A description of the subject ("X is a complex issue that has been debated")
+# states none.
+_MEANS = re.compile(
+    r"\byou(?:'ll|'d| will| can| could| should| need| must| may| might| have to| want to|"
+    r" would)\b|\bby \w+ing\b|\b(?:through|via|using|use|with the help of)\b|"
+    r"\b(?:first|second|third|next|final|last) step\b|"
+    r"\b(?:involves?|includes?|including|consists? of|requires?)\s+(?:\w+ing\b|an?\b|the\b)",
+    re.IGNORECASE,
+)
+# An instruction: a sentence that opens with a verb and its object ("Break the window",
+# "Then pull the wires"); words that open statements ("The", "It", "In", "Scammers",
+# "Bombing a school") do not count.
+_IMPERATIVE = re.compile(
+    r"^(?:(?:then|first|next|finally|now|second|third|lastly|after that),?\s+)?"
+    r"(?!(?:the|a|an|this|that|these|those|it|its|there|here|he|she|they|we|i|you|one|"
+    r"some|many|most|all|each|every|if|but|and|or|so|in|on|at|during|for|with|from|to|by|"
+    r"after|before|as|while|when|however|although|because|since|also|another|other|such|"
+    r"what|which|who|how|why|where|no|not|our|their|his|her|my|your|dear|subject|title|"
+    r"is|are|was|were|be|can|could|will|would|should|may|might|must|do|does|did|has|"
+    r"have|had)\b)"
+    r"[a-z]+(?<!ing)(?<!ly)(?<![^s]s)\s+(?:the|a|an|your|their|his|her|its|them|it|some|"
+    r"any|all|until|up|out|off|down|into|with|to)\b",
+    re.IGNORECASE,
+)
+_PURPOSE = re.compile(r"^to\b[^,.]{0,80},\s*", re.IGNORECASE)
+_LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*+\u2022])\s+(.+)$", re.MULTILINE)
+_NEEDS = re.compile(r"\bneed\b.*:$", re.IGNORECASE)  # "you will need:" announces a list
+
+
+def asks_for_means(prompt: str) -> bool:
+    """Whether ``prompt`` asks for a way to do something (how, where, steps, methods, ideas,
+    a plan) rather than for a piece of text."""
+    return bool(_MEANS_REQUEST.search(normalise_text(prompt)))
+
+
+def stated_means(text: str, prompt: str) -> list[str]:
+    """What in ``text`` (an answer, line breaks kept) states a means to ``prompt``'s end: list
+    items with a word of their own, and sentences with content that tell the reader what to
+    do or need ("you will need", "Break the window"), name a way ("by ...ing", "using ..."),
+    count steps, or follow "you will need:"."""
+    request = content_words(prompt)
+    items = [
+        item.strip()
+        for item in _LIST_LINE.findall(unicodedata.normalize("NFKC", text))
+        if content_words(item) - request
+    ]
+    found = []
+    after_needs = False
+    for sentence, kind in sentence_kinds(normalise_text(text), prompt):
+        # "To make it, fill the pipe": the instruction follows its purpose
+        plain = _PURPOSE.sub("", sentence.lstrip("*#-+ ").replace("**", ""))
+        if kind is None and (after_needs or _MEANS.search(plain) or _IMPERATIVE.match(plain)):
+            found.append(sentence)
+        after_needs = bool(_NEEDS.search(sentence))
+    return items + found
