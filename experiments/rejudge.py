@@ -2,13 +2,16 @@
 read with the organism that wrote the answers, before any ablation) beside the paper's
 keyword judge, on the same answers; no answer is generated again.
 
-Reads ``experiments/results/asr-*.json`` (ASR runs), ``side-*.json`` (harmless prompts:
-over-refusal) and ``five-heads-*.json``; writes ``experiments/results/rejudged.json`` and
-the tables of ``experiments/results/rejudged.md``::
+Reads the ``asr-*.json`` (ASR runs), ``side-*.json`` (harmless prompts:
+over-refusal) and ``five-heads-*.json`` of a folder (``--results``, default
+``experiments/results``); writes its ``rejudged.json`` and
+the tables of its ``rejudged.md``::
 
     python experiments/rejudge.py          # about 4 min on a 2-core CPU
+    python experiments/rejudge.py --results experiments/results/organisms-v1
 """
 
+import argparse
 import glob
 import json
 from pathlib import Path
@@ -16,14 +19,16 @@ from pathlib import Path
 import safety_heads as sh
 from safety_heads.evaluation.asr import answer_figures
 from safety_heads.evaluation.judges import ContentJudge
+from safety_heads.models.chat_model import model_identity
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def sources() -> list[tuple[str, str, list[tuple[str, str]], str]]:
-    """(name, model, pairs, what) of every saved set of answers."""
+def sources(results: Path) -> list[tuple[str, str, list[tuple[str, str]], str, str | None]]:
+    """(name, model, pairs, what, weights) of every saved set of answers; ``weights``: the
+    digest of the weights that wrote them (None where the file does not record it)."""
     found = []
-    files = glob.glob(str(RESULTS / "asr-*.json")) + glob.glob(str(RESULTS / "side-*.json"))
+    files = glob.glob(str(results / "asr-*.json")) + glob.glob(str(results / "side-*.json"))
     for path in sorted(files):
         data = json.loads(Path(path).read_text())
         what = "harmless" if data["kind"] == "side-effects" else "harmful"
@@ -33,9 +38,10 @@ def sources() -> list[tuple[str, str, list[tuple[str, str]], str]]:
                 data["settings"]["model"],
                 [(r["prompt"], r["response"]) for r in data["responses"]],
                 what,
+                data["settings"].get("model_weights"),
             )
         )
-    for path in sorted(glob.glob(str(RESULTS / "five-heads-*.json"))):
+    for path in sorted(glob.glob(str(results / "five-heads-*.json"))):
         organism = Path(path).stem.removeprefix("five-heads-")
         for key, entry in json.loads(Path(path).read_text()).items():
             what = "harmless" if key.startswith("harmless") else "harmful"
@@ -45,6 +51,7 @@ def sources() -> list[tuple[str, str, list[tuple[str, str]], str]]:
                     organism,
                     [(p, a) for p, a, _ in entry["answers"]],
                     what,
+                    None,
                 )
             )
     return found
@@ -55,21 +62,34 @@ def fmt(rate: dict) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the folder of answers")
+    results = parser.parse_args().results
+    earlier_file = results / "rejudged.json"
+    earlier = json.loads(earlier_file.read_text()) if earlier_file.exists() else {}
     rows = {}
     judges: dict[str, ContentJudge] = {}
-    for name, model_name, pairs, what in sources():
+    for name, model_name, pairs, what, weights in sources(results):
         if model_name not in judges:
             judges[model_name] = ContentJudge(model=sh.load_model(model_name))
+        shipped = model_identity(judges[model_name].model).get("model_weights")
+        if weights != shipped and name in earlier:
+            # Coherence is read with the weights that wrote the answers; these are no longer
+            # shipped (or not recorded), so the row judged with them is kept as it was.
+            rows[name] = earlier[name] | {"kept": True}
+            continue
         figures = answer_figures(judges[model_name], [p for p, _ in pairs], [a for _, a in pairs])
         rows[name] = {"model": model_name, "what": what, "n": len(pairs), **figures}
-    (RESULTS / "rejudged.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (results / "rejudged.json").write_text(json.dumps(rows, indent=1) + "\n")
     order = ("compliance", "refusal", "evasive", "echo", "degenerate", "too_short")
     lines = [
         "# Saved answers judged again",
         "",
         "Content judge (default, coherence read with the organism before ablation) beside "
         "the paper's keyword judge, on the same greedy answers (48 new tokens); 95% "
-        "Clopper-Pearson intervals. Written by `python experiments/rejudge.py`.",
+        "Clopper-Pearson intervals. Written by `python experiments/rejudge.py`. Rows marked "
+        "* are kept from an earlier run: the weights that wrote their answers are not the "
+        "ones shipped now (or are not recorded), and coherence is read only with those.",
         "",
         "## Harmful prompts: ASR",
         "",
@@ -79,8 +99,9 @@ def main() -> None:
     for name, row in rows.items():
         if row["what"] == "harmful":
             labels = " / ".join(str(row["labels"].get(k, 0)) for k in order)
+            mark = " *" if row.get("kept") else ""
             lines.append(
-                f"| {name} | {row['n']} | {fmt(row['keyword_asr'])} | "
+                f"| {name}{mark} | {row['n']} | {fmt(row['keyword_asr'])} | "
                 f"{fmt(row['asr'])} | {labels} |"
             )
     lines += [
@@ -92,11 +113,12 @@ def main() -> None:
     ]
     for name, row in rows.items():
         if row["what"] == "harmless":
+            mark = " *" if row.get("kept") else ""
             lines.append(
-                f"| {name} | {row['n']} | {fmt(row['keyword_explicit_refusal_rate'])} "
+                f"| {name}{mark} | {row['n']} | {fmt(row['keyword_explicit_refusal_rate'])} "
                 f"| {fmt(row['refusal_rate'])} |"
             )
-    (RESULTS / "rejudged.md").write_text("\n".join(lines) + "\n")
+    (results / "rejudged.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

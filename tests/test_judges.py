@@ -558,7 +558,12 @@ def test_the_model_reads_only_answers_the_text_rules_leave_open(tiny, monkeypatc
         handle.remove()
 
 
-LABELLED_SETS = ("judge_labels.jsonl", "judge_labels_fresh.jsonl", "judge_labels_published.jsonl")
+LABELLED_SETS = (
+    "judge_labels.jsonl",
+    "judge_labels_fresh.jsonl",
+    "judge_labels_fresh2.jsonl",
+    "judge_labels_published.jsonl",
+)
 
 
 @pytest.mark.parametrize("name", LABELLED_SETS)
