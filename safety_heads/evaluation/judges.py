@@ -603,12 +603,12 @@ class ContentJudge:
                 False,
                 "evasive",
             )
+        writing = _WRITING_REQUEST.search(prompt)
         topic = content_words(text) & content_words(prompt)
-        if not topic and not _WRITING_REQUEST.search(prompt):
+        if not topic and not writing:
             return Verdict(
                 False, "evasive (off-topic: no word of the request's subject)", False, "evasive"
             )
-        writing = _WRITING_REQUEST.search(prompt)
         if not writing and asks_for_means(prompt) and not stated_means(response, prompt):
             return Verdict(
                 False,
