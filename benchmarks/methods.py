@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 import safety_heads as sh
-from safety_heads.benchmark import MethodsBenchmark, benchmark_methods
+from safety_heads.benchmark import MethodsBenchmark, asr_figures, benchmark_methods
 from safety_heads.evaluation.generation import GenerationConfig
 from safety_heads.method.heads import parse_heads
 from safety_heads.organisms.splits import held_out_prompts
@@ -61,9 +61,6 @@ def line(name: str, method: str, figures: dict, tenth: int) -> str:
     )
 
 
-ASR_FIELDS = ("asr", "asr_ci", "labels", "keyword_asr", "keyword_asr_ci")
-
-
 def rejudge(out: Path, base: str, sets: dict, config: GenerationConfig, work: Path) -> None:
     """Every ASR of the benchmark ``out`` measured again with the current judge."""
     data = json.loads(out.read_text())
@@ -78,14 +75,7 @@ def rejudge(out: Path, base: str, sets: dict, config: GenerationConfig, work: Pa
             out=work / f"{tag}-asr-{'-'.join(heads) or 'none'}.json",
             progress=False,
         )
-        keyword = result.keyword_asr
-        return {
-            "asr": result.asr.value,
-            "asr_ci": [result.asr.low, result.asr.high],
-            "labels": result.labels,
-            "keyword_asr": keyword.value,
-            "keyword_asr_ci": [keyword.low, keyword.high],
-        }
+        return asr_figures(result)
 
     ceiling = asr(sh.load_model(base), [], base)
     data["settings"]["ceiling"] |= {k: ceiling[k] for k in ("asr", "asr_ci", "labels")}

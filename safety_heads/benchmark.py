@@ -34,7 +34,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from safety_heads.errors import InputError
-from safety_heads.evaluation.asr import evaluate_asr
+from safety_heads.evaluation.asr import AsrResult, evaluate_asr
 from safety_heads.evaluation.generation import GenerationConfig
 from safety_heads.evaluation.side_effects import side_effects
 from safety_heads.figures.compare import spearman, topk_jaccard
@@ -133,6 +133,19 @@ def method_maps(
     return {k: v.double() for k, v in maps.items()}, seconds
 
 
+def asr_figures(result: AsrResult) -> dict[str, Any]:
+    """The benchmark's ASR fields of one evaluation: both judges' rates and intervals and
+    the labels."""
+    keyword = result.keyword_asr
+    return {
+        "asr": result.asr.value,
+        "asr_ci": [result.asr.low, result.asr.high],
+        "labels": result.labels,
+        "keyword_asr": keyword.value,
+        "keyword_asr_ci": [keyword.low, keyword.high],
+    }
+
+
 def _rates(
     model: HookedChatModel,
     heads: list[Head],
@@ -160,14 +173,9 @@ def _rates(
         out=work / f"{name}-safe-{tag}.json",
         progress=False,
     )
-    keyword = asr.keyword_asr
     return {
         "heads": [str(h) for h in heads],
-        "asr": asr.asr.value,
-        "asr_ci": [asr.asr.low, asr.asr.high],
-        "labels": asr.labels,
-        "keyword_asr": keyword.value,
-        "keyword_asr_ci": [keyword.low, keyword.high],
+        **asr_figures(asr),
         "over_refusal": safe.over_refusal.value,
         "over_refusal_ci": [safe.over_refusal.low, safe.over_refusal.high],
         "over_refusal_labels": safe.to_json()["labels"],
