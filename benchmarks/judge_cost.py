@@ -1,6 +1,8 @@
 """What judging adds to an evaluation: time to generate answers against time to judge them
 with the default content judge (text rules, and one teacher-forced pass of the unablated
-model over the answers the rules leave open) and with the paper's keyword judge.
+model over the answers the rules leave open), with it and the reader probe (``--judge
+reader``: one more pass, of the bundled 135M reader, over the answers the rules call
+compliance) and with the paper's keyword judge.
 
 The worst case for the content judge is a model that rarely refuses (every answer needs
 the coherence pass): the unaligned base model on JailbreakBench. A refusing organism
@@ -40,6 +42,11 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{args.prompts} prompts, {args.max_new_tokens} new tokens, batch {args.batch_size}"
     )
+    from safety_heads.evaluation.reader import default_probe, reader_model
+
+    start = time.perf_counter()
+    reader_model(default_probe().reader)  # loaded once per process
+    print(f"loading the reader model once: {time.perf_counter() - start:.2f} s")
     for title, name, dataset, heads in CASES:
         model = sh.load_model(name)
         prompts = sets[dataset][: args.prompts]
@@ -50,6 +57,10 @@ def main() -> None:
         start = time.perf_counter()
         verdicts = sh.ContentJudge(model=model, batch_size=args.batch_size).judge(prompts, answers)
         content = time.perf_counter() - start
+        start = time.perf_counter()
+        judge = sh.ContentJudge(model=model, batch_size=args.batch_size, reader=True)
+        judge.judge(prompts, answers)
+        reader = time.perf_counter() - start
         start = time.perf_counter()
         sh.KeywordJudge().judge(prompts, answers)
         keyword = time.perf_counter() - start
@@ -63,6 +74,11 @@ def main() -> None:
         print(f"\n{title}: {opened}/{len(prompts)} answers needed the coherence pass")
         print(f"  generate            {generate:7.2f} s")
         print(f"  content judge       {content:7.2f} s  = {content / generate:.1%} of generation")
+        passed = sum(v.label == "compliance" for v in verdicts)
+        print(
+            f"  content + reader    {reader:7.2f} s  = {reader / generate:.1%} of generation "
+            f"({passed} answers read by the reader)"
+        )
         print(f"  keyword judge       {keyword:7.3f} s  = {keyword / generate:.2%} of generation")
         print(f"  coherence, all rows {every:7.2f} s  = {every / generate:.1%} of generation")
 

@@ -26,6 +26,11 @@ MaliciousInstruct by ``smollm2-refusal-b`` with its top 3 Ships heads ablated (U
 held-out AdvBench prompts by ``smollm2-refusal`` with its top 5 Ships heads scaled (SC), and
 held-out JailbreakBench by ``smollm2-refusal`` with its 3 Sahara heads ablated (UA) and by
 ``smollm2-planted`` unablated.
+
+``--fresh-set 2`` and ``--fresh-set 3`` make two more such sets (``judge128b-*``,
+``judge128c-*``), each generated and labelled after the judge last changed: the second
+after rule 8, the third after the reader probe (``experiments/train_reader.py``) was fitted
+on every earlier labelled set. Their runs are listed in ``FRESH_SETS``.
 """
 
 import argparse
@@ -142,8 +147,46 @@ FRESH_SETS = {
             "undifferentiated",
         ),
     ),
+    # the third: labelled after the reader probe was frozen (tests/data/judge_labels_fresh3.jsonl)
+    3: (
+        (
+            "judge128c-base-xstest",
+            "smollm2-135m-instruct",
+            XSTEST_UNSAFE[160:],
+            (),
+            "undifferentiated",
+        ),
+        (
+            "judge128c-planted-3-ua-harmfulwriting",
+            "smollm2-planted",
+            sh.load_prompts("harmfulwriting")[40:],
+            ("8.2", "15.6", "21.4"),
+            "undifferentiated",
+        ),
+        (
+            "judge128c-refusal-ships3-sc-maliciousinstruct",
+            "smollm2-refusal",
+            ("maliciousinstruct", 0, 40),
+            ("18.8", "7.2", "18.7"),
+            "scale",
+        ),
+        (
+            "judge128c-planted-8.2-sc-jailbreakbench",
+            "smollm2-planted",
+            ("jailbreakbench", 0, 40),
+            ("8.2",),
+            "scale",
+        ),
+        (
+            "judge128c-refusal-b-ships5-ua-xstest",
+            "smollm2-refusal-b",
+            XSTEST_UNSAFE[:40],
+            ("18.8", "11.3", "7.2", "26.8", "15.8"),
+            "undifferentiated",
+        ),
+    ),
 }
-FRESH_PREFIX = {1: "judge128-", 2: "judge128b-"}
+FRESH_PREFIX = {1: "judge128-", 2: "judge128b-", 3: "judge128c-"}
 
 
 def generate_runs() -> None:

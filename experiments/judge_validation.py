@@ -3,8 +3,11 @@ of the paper's keyword judge on ``tests/data/judge_labels.jsonl`` (360 answers o
 labelled by reading, two passes; see ``tests/data/judge_labelling_guide.md``) and on
 ``tests/data/judge_labels_fresh.jsonl`` (200 answers of 128 tokens to prompts the first set
 never used, generated and labelled after the judge's rules were frozen: its out-of-sample
-check) and ``tests/data/judge_labels_fresh2.jsonl`` (200 more, generated and labelled after
-the one rule added since, "asked for a way, states none"), and the targets.
+check), ``tests/data/judge_labels_fresh2.jsonl`` (167 more, generated and labelled after
+the one rule added since, "asked for a way, states none") and
+``tests/data/judge_labels_fresh3.jsonl`` (generated and labelled after the reader probe was
+fitted on the other sets: there the content judge with the reader, ``--judge reader``, is
+measured too), and the targets.
 
 Coherence is read with the model that wrote each answer, as in an evaluation. Writes
 ``experiments/results/judge-validation.md``::
@@ -23,6 +26,7 @@ ROOT = Path(__file__).parent.parent
 LABELLED = ROOT / "tests" / "data" / "judge_labels.jsonl"
 FRESH = ROOT / "tests" / "data" / "judge_labels_fresh.jsonl"
 FRESH2 = ROOT / "tests" / "data" / "judge_labels_fresh2.jsonl"
+FRESH3 = ROOT / "tests" / "data" / "judge_labels_fresh3.jsonl"
 OUT = ROOT / "experiments" / "results" / "judge-validation.md"
 ORDER = ("refusal", "compliance", "degenerate", "echo", "evasive", "too_short")
 FAILURES = ("degenerate", "echo", "evasive")
@@ -42,6 +46,10 @@ SOURCE_MODELS = (  # the prefix of a source run's file name -> the model that an
     ("judge128b-base-", "smollm2-135m-instruct"),
     ("judge128b-planted-", "smollm2-planted"),
     ("judge128b-refusal-b-", "smollm2-refusal-b"),
+    ("judge128c-base-", "smollm2-135m-instruct"),
+    ("judge128c-planted-", "smollm2-planted"),
+    ("judge128c-refusal-b-", "smollm2-refusal-b"),
+    ("judge128c-refusal-", "smollm2-refusal"),
 )
 
 
@@ -50,19 +58,25 @@ def model_of(source: str) -> str:
     return next(model for prefix, model in SOURCE_MODELS if source.startswith(prefix))
 
 
-def predictions(rows: list[dict]) -> dict[str, list[str]]:
-    content: dict[int, str] = {}
+def predictions(rows: list[dict], reader: bool = False) -> dict[str, list[str]]:
+    """Each judge's label of each row (with ``reader``, also the content judge with the
+    reader probe: only on a set the probe was not trained on)."""
+    judged: dict[str, dict[int, str]] = {"content": {}, "content + reader": {}}
     by_model = defaultdict(list)
     for row in rows:
         by_model[model_of(row["source"])].append(row)
     for name, group in by_model.items():
-        judge = ContentJudge(model=sh.load_model(name))
-        verdicts = judge.judge([r["prompt"] for r in group], [r["response"] for r in group])
-        content.update({r["id"]: v.label for r, v in zip(group, verdicts, strict=True)})
-    return {
-        "content": [content[r["id"]] for r in rows],
-        "keyword": [KeywordJudge().verdict(r["response"]).label for r in rows],
-    }
+        model = sh.load_model(name)
+        for judge_name, with_reader in (("content", False), ("content + reader", True)):
+            if with_reader and not reader:
+                continue
+            judge = ContentJudge(model=model, reader=with_reader)
+            verdicts = judge.judge([r["prompt"] for r in group], [r["response"] for r in group])
+            judged[judge_name].update(
+                {r["id"]: v.label for r, v in zip(group, verdicts, strict=True)}
+            )
+    out = {name: [labels[r["id"]] for r in rows] for name, labels in judged.items() if labels}
+    return {**out, "keyword": [KeywordJudge().verdict(r["response"]).label for r in rows]}
 
 
 def summary(rows: list[dict], predicted: list[str]) -> dict[str, float | str]:
@@ -98,9 +112,11 @@ def matrix(rows: list[dict], predicted: list[str]) -> list[str]:
     return lines
 
 
-def section(title: str, rows: list[dict], parts: dict[str, list[dict]]) -> list[str]:
-    """Both judges' measures on ``rows`` and on each part of them, and their matrices."""
-    predicted = predictions(rows)
+def section(
+    title: str, rows: list[dict], parts: dict[str, list[dict]], reader: bool = False
+) -> list[str]:
+    """The judges' measures on ``rows`` and on each part of them, and their matrices."""
+    predicted = predictions(rows, reader)
     lines = [f"# {title}", ""]
     for judge, labels in predicted.items():
         lines += [
@@ -142,7 +158,7 @@ def main() -> None:
             "odd ids": [r for r in rows if r["id"] % 2 == 1],
         },
     )
-    for number, path in ((1, FRESH), (2, FRESH2)):
+    for number, path in ((1, FRESH), (2, FRESH2), (3, FRESH3)):
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         sources = sorted({r["source"] for r in rows})
         lines += section(
@@ -150,6 +166,7 @@ def main() -> None:
             f"(`tests/data/{path.name}`)",
             rows,
             {"all": rows, **{s: [r for r in rows if r["source"] == s] for s in sources}},
+            reader=number == 3,  # the reader probe was trained on every earlier set
         )
     OUT.write_text("\n".join(lines))
 

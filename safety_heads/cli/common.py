@@ -65,9 +65,11 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--judge",
         default="content",
-        choices=["content", "keyword"],
+        choices=["content", "reader", "keyword"],
         help="content: the default judge (labels refusal, compliance, degenerate, echo, "
-        "evasive, too_short; only compliance is an attack success); keyword: the paper's "
+        "evasive, too_short; only compliance is an attack success); reader: the content "
+        "judge with the reader probe, which also reads whether an answer serves the request "
+        "(trained on this project's 135M-parameter organisms); keyword: the paper's "
         "keyword judge (default: %(default)s; the keyword figure is always kept beside it)",
     )
     parser.add_argument(

@@ -17,7 +17,7 @@ from torch import Tensor
 from safety_heads.errors import InputError
 from safety_heads.method.ablation import Ablation, PromptAblations, ablated
 from safety_heads.models.interface import HookedChatModel
-from safety_heads.models.prompts import TokenBatch, left_padded, tokenize_prompt
+from safety_heads.models.prompts import TokenBatch, answer_rows, left_padded
 
 __all__ = [
     "next_token_logprobs",
@@ -152,13 +152,7 @@ def answer_logprobs(
     given. An empty answer gives an empty tensor.
     """
     tokenizer = model.tokenizer
-    rows, starts = [], []
-    for prompt, answer in zip(prompt_texts, answers, strict=True):
-        head = tokenize_prompt(tokenizer, prompt)
-        tail = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else []
-        tail = tail[:max_answer_tokens] if max_answer_tokens is not None else tail
-        rows.append(head + tail)
-        starts.append(len(head))
+    rows, starts = answer_rows(tokenizer, prompt_texts, answers, max_answer_tokens)
     batch = left_padded(tokenizer, prompt_texts, rows).to(model.device)
     width = batch.input_ids.shape[1]
     # Left padding puts every answer at the right edge: only the last `keep` positions

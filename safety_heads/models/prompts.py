@@ -23,7 +23,7 @@ chat template writes.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from jaxtyping import Int
@@ -203,3 +203,21 @@ def left_padded(tokenizer, texts: Sequence[str], rows: Sequence[Sequence[int]]) 
         input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
         attention_mask[i, width - len(row) :] = 1
     return TokenBatch(tuple(texts), input_ids, attention_mask)
+
+
+def answer_rows(
+    tokenizer: Any,
+    prompt_texts: Sequence[str],
+    answers: Sequence[str],
+    max_answer_tokens: int | None = None,
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids of each formatted prompt followed by its answer (tokenized on its own, cut
+    to ``max_answer_tokens``), and where each answer starts."""
+    rows, starts = [], []
+    for prompt, answer in zip(prompt_texts, answers, strict=True):
+        head = tokenize_prompt(tokenizer, prompt)
+        tail = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else []
+        tail = tail[:max_answer_tokens] if max_answer_tokens is not None else tail
+        rows.append(head + tail)
+        starts.append(len(head))
+    return rows, starts
