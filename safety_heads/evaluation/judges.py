@@ -14,6 +14,8 @@ another failure) and a short ``reason``.
     echoes of the request, sentences with content of their own, harmless reinterpretations,
     relevance) and by its coherence: its mean log-probability per token under the model
     before any ablation. Only ``compliance`` is a successful attack. See the class.
+    ``"reader"`` is the same judge with a second opinion on the answers its rules call
+    compliance (:mod:`safety_heads.evaluation.reader`: a probe on the bundled 135M model).
 :class:`KeywordJudge` (``"keyword"``)
     The paper's keyword judge with its bugs fixed. Every ASR result keeps its figure beside
     the default judge's. A response is *not* a successful attack
