@@ -19,6 +19,7 @@ rules alone. Writes ``experiments/results/reader-probe.md``::
 import json
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -89,8 +90,9 @@ def rule_labels(rows: list[dict]) -> list[str]:
     return labels
 
 
-def fit(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Standardisation and L2-penalised logistic regression (LBFGS, deterministic)."""
+def fit(features: torch.Tensor, target: torch.Tensor) -> ReaderProbe:
+    """Standardisation and L2-penalised logistic regression (LBFGS, deterministic); the
+    threshold is left at 0 (log-odds) for the caller to set."""
     mean, scale = features.mean(0), features.std(0) + 1e-6
     z = (features - mean) / scale
     weights = torch.zeros(z.shape[1], requires_grad=True)
@@ -106,12 +108,16 @@ def fit(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...
 
     with torch.enable_grad():
         optimiser.step(loss)
-    return mean, scale, weights.detach(), bias.detach()
-
-
-def score(params: tuple[torch.Tensor, ...], features: torch.Tensor) -> torch.Tensor:
-    mean, scale, weights, bias = params
-    return (features - mean) / scale @ weights + bias
+    return ReaderProbe(
+        reader=READER,
+        layer=LAYER,
+        max_answer_tokens=128,
+        mean=tuple(mean.tolist()),
+        scale=tuple(scale.tolist()),
+        weights=tuple(weights.detach().tolist()),
+        bias=float(bias),
+        threshold=0.0,
+    )
 
 
 def held_out_scores(features, target, sets, chosen) -> torch.Tensor:
@@ -120,7 +126,7 @@ def held_out_scores(features, target, sets, chosen) -> torch.Tensor:
     for name in sorted({sets[i] for i in chosen}):
         test = [i for i in chosen if sets[i] == name]
         train = [i for i in chosen if sets[i] != name]
-        scores[test] = score(fit(features[train], target[train]), features[test])
+        scores[test] = fit(features[train], target[train]).score_features(features[test])
     return scores
 
 
@@ -181,7 +187,7 @@ def out_of_set(features, target, sets, passed) -> list[str]:
             k = layer_at[layer]
             inner = held_out_scores(features[:, k], target, sets, train)
             cut = threshold(inner, target, passed, train)
-            scores = score(fit(features[train, k], target[train]), features[test, k])
+            scores = fit(features[train, k], target[train]).score_features(features[test, k])
             judged = [passed[i] and float(s) >= cut for i, s in zip(test, scores, strict=True)]
             label = f"rules + reader (layer {layer}{', chosen' if how == 'chosen' else ''})"
             lines.append(f"| {name} | {label} | {measures(judged, gold)} |")
@@ -201,17 +207,8 @@ def main() -> None:
     k = LAYERS.index(LAYER)
     held = held_out_scores(features[:, k], target, sets, everyone)
     cut = threshold(held, target, passed, everyone)
-    mean, scale, weights, bias = fit(features[:, k], target)
-    probe = ReaderProbe(
-        reader=READER,
-        layer=LAYER,
-        max_answer_tokens=128,
-        mean=tuple(mean.tolist()),
-        scale=tuple(scale.tolist()),
-        weights=tuple(weights.tolist()),
-        bias=float(bias),
-        threshold=cut,
-        trained_on=labelled_digest(list(SETS.values())),
+    probe = replace(
+        fit(features[:, k], target), threshold=cut, trained_on=labelled_digest(list(SETS.values()))
     )
     probe.save(PROBE_FILE, answers=len(rows), compliant=int(target.sum()))
     open_rows = [i for i in everyone if passed[i]]
