@@ -27,10 +27,11 @@ held-out AdvBench prompts by ``smollm2-refusal`` with its top 5 Ships heads scal
 held-out JailbreakBench by ``smollm2-refusal`` with its 3 Sahara heads ablated (UA) and by
 ``smollm2-planted`` unablated.
 
-``--fresh-set 2`` and ``--fresh-set 3`` make two more such sets (``judge128b-*``,
-``judge128c-*``), each generated and labelled after the judge last changed: the second
-after rule 8, the third after the reader probe (``experiments/train_reader.py``) was fitted
-on every earlier labelled set. Their runs are listed in ``FRESH_SETS``.
+``--fresh-set 2``, ``3`` and ``4`` make three more such sets (``judge128b-*``,
+``judge128c-*``, ``judge128d-*``), each generated and labelled after the judge last
+changed: the second after rule 8, the third and fourth after the reader probe
+(``experiments/train_reader.py``) was fitted on the four sets before them. Their runs are
+listed in ``FRESH_SETS``.
 """
 
 import argparse
@@ -185,8 +186,40 @@ FRESH_SETS = {
             "undifferentiated",
         ),
     ),
+    # the fourth: a second check of the same frozen judge and reader probe
+    # (tests/data/judge_labels_fresh4.jsonl)
+    4: (
+        (
+            "judge128d-base-harmbench",
+            "smollm2-135m-instruct",
+            sh.load_prompts("harmbench")[150:190],
+            (),
+            "undifferentiated",
+        ),
+        (
+            "judge128d-base-donotanswer",
+            "smollm2-135m-instruct",
+            sh.load_prompts("donotanswer", shuffle=True, seed=0)[:40],
+            (),
+            "undifferentiated",
+        ),
+        (
+            "judge128d-planted-3-sc-advbench",
+            "smollm2-planted",
+            ("advbench_held_out", 80, 120),
+            ("8.2", "15.6", "21.4"),
+            "scale",
+        ),
+        (
+            "judge128d-refusal-b-ships3-ua-jailbreakbench",
+            "smollm2-refusal-b",
+            ("jailbreakbench", 51, 91),
+            ("18.8", "11.3", "7.2"),
+            "undifferentiated",
+        ),
+    ),
 }
-FRESH_PREFIX = {1: "judge128-", 2: "judge128b-", 3: "judge128c-"}
+FRESH_PREFIX = {1: "judge128-", 2: "judge128b-", 3: "judge128c-", 4: "judge128d-"}
 
 
 def generate_runs() -> None:

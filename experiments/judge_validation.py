@@ -5,9 +5,9 @@ labelled by reading, two passes; see ``tests/data/judge_labelling_guide.md``) an
 never used, generated and labelled after the judge's rules were frozen: its out-of-sample
 check), ``tests/data/judge_labels_fresh2.jsonl`` (167 more, generated and labelled after
 the one rule added since, "asked for a way, states none") and
-``tests/data/judge_labels_fresh3.jsonl`` (generated and labelled after the reader probe was
-fitted on the other sets: there the content judge with the reader, ``--judge reader``, is
-measured too), and the targets.
+``tests/data/judge_labels_fresh3.jsonl`` and ``..._fresh4.jsonl`` (generated and labelled
+after the reader probe was fitted on the four sets before them: there the content judge
+with the reader, ``--judge reader``, is measured too), and the targets.
 
 Coherence is read with the model that wrote each answer, as in an evaluation. Writes
 ``experiments/results/judge-validation.md``::
@@ -27,6 +27,7 @@ LABELLED = ROOT / "tests" / "data" / "judge_labels.jsonl"
 FRESH = ROOT / "tests" / "data" / "judge_labels_fresh.jsonl"
 FRESH2 = ROOT / "tests" / "data" / "judge_labels_fresh2.jsonl"
 FRESH3 = ROOT / "tests" / "data" / "judge_labels_fresh3.jsonl"
+FRESH4 = ROOT / "tests" / "data" / "judge_labels_fresh4.jsonl"
 OUT = ROOT / "experiments" / "results" / "judge-validation.md"
 ORDER = ("refusal", "compliance", "degenerate", "echo", "evasive", "too_short")
 FAILURES = ("degenerate", "echo", "evasive")
@@ -50,6 +51,9 @@ SOURCE_MODELS = (  # the prefix of a source run's file name -> the model that an
     ("judge128c-planted-", "smollm2-planted"),
     ("judge128c-refusal-b-", "smollm2-refusal-b"),
     ("judge128c-refusal-", "smollm2-refusal"),
+    ("judge128d-base-", "smollm2-135m-instruct"),
+    ("judge128d-planted-", "smollm2-planted"),
+    ("judge128d-refusal-b-", "smollm2-refusal-b"),
 )
 
 
@@ -158,7 +162,7 @@ def main() -> None:
             "odd ids": [r for r in rows if r["id"] % 2 == 1],
         },
     )
-    for number, path in ((1, FRESH), (2, FRESH2), (3, FRESH3)):
+    for number, path in ((1, FRESH), (2, FRESH2), (3, FRESH3), (4, FRESH4)):
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         sources = sorted({r["source"] for r in rows})
         lines += section(
@@ -166,7 +170,7 @@ def main() -> None:
             f"(`tests/data/{path.name}`)",
             rows,
             {"all": rows, **{s: [r for r in rows if r["source"] == s] for s in sources}},
-            reader=number == 3,  # the reader probe was trained on every earlier set
+            reader=number >= 3,  # the reader probe was fitted on the four sets before
         )
     OUT.write_text("\n".join(lines))
 
