@@ -563,6 +563,7 @@ LABELLED_SETS = (
     "judge_labels_fresh.jsonl",
     "judge_labels_fresh2.jsonl",
     "judge_labels_fresh3.jsonl",
+    "judge_labels_fresh4.jsonl",
     "judge_labels_published.jsonl",
 )
 
