@@ -58,6 +58,7 @@ def answer_means(
             attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
             output_hidden_states=True,
+            logits_to_keep=1,  # the residual stream is what is read: skip the vocabulary
         ).hidden_states
         hidden = torch.stack([states[layer] for layer in layers], 1)  # [batch, layer, pos, d]
         for j, i in enumerate(chosen):
